@@ -1,0 +1,34 @@
+# advtut: `make book` (the main job), `make test`, `make lab`. See README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# quick | full; empty: full when CUDA is available, quick otherwise
+PROFILE ?=
+SEED ?= 0
+export PYTHONHASHSEED := 0
+
+.PHONY: book test lab execute clean venv
+
+venv: $(VENV)/.installed
+
+# Pinned for this project's machines (constraints.txt); the package itself takes ranges.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+book: venv
+	$(PY) -m advtut.book build $(if $(PROFILE),--profile $(PROFILE)) --seed $(SEED) $(if $(REUSE),--reuse)
+
+execute: venv
+	$(PY) -m advtut.book execute $(if $(PROFILE),--profile $(PROFILE)) --seed $(SEED) $(CHAPTERS)
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf _build

@@ -1,0 +1,242 @@
+"""Run the book: execute every chapter with papermill, then build the HTML with Jupyter Book.
+
+Used by ``make book`` (``python -m advtut.book build``) and by the tests. The committed
+notebooks have no outputs; the book is built from executed copies:
+
+1. each chapter listed in ``_toc.yml`` runs with papermill (kernel ``python3``) into
+   ``_build/executed/<profile>/<chapter>.ipynb`` and writes its results JSON to
+   ``_build/results/<profile>/<chapter>.json``; papermill's injected-parameters cell is tagged
+   ``remove-cell`` and saved widget state is dropped (it cannot render offline);
+2. a staging folder ``_build/book-src`` mirrors the repository (``_config.yml``, ``_toc.yml``,
+   ``book/``, ``notebooks/``) with the executed copies and the generated reproduction report;
+3. ``jupyter-book build`` turns it into ``_build/html`` with warnings as errors.
+
+A chapter that fails stops the build with its name, the cell's index and the error. With
+``reuse=True`` an executed copy is reused when its fingerprint (notebook, package sources,
+profile, seed, device) matches, so the tests check the same run the book shows.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Chapter", "ChapterFailed", "find_root", "chapters", "execute_chapter", "build_book",
+           "auto_profile"]
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter notebook raised; the message names the chapter, the cell and the error."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: ``id`` like ``"01_iris"``, its source notebook and its title."""
+
+    id: str
+    path: Path
+    title: str
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """The repository root: the nearest folder at or above ``start`` (default: cwd) with ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
+            return folder
+    raise FileNotFoundError(f"no _toc.yml and _config.yml at or above {here}: run from the repository")
+
+
+def _toc_files(node) -> list[str]:
+    out = []
+    if isinstance(node, dict):
+        if "file" in node:
+            out.append(node["file"])
+        for key in ("root", "parts", "chapters", "sections"):
+            if key == "root" and isinstance(node.get(key), str):
+                out.append(node[key])
+            elif isinstance(node.get(key), list):
+                for child in node[key]:
+                    out += _toc_files(child)
+    return out
+
+
+def chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
+    """The chapter notebooks listed in ``_toc.yml`` (under ``notebooks/``), in book order."""
+    import yaml
+
+    root = find_root(root)
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    out = []
+    for f in _toc_files(toc):
+        if not f.startswith("notebooks/"):
+            continue
+        path = root / (f if f.endswith(".ipynb") else f + ".ipynb")
+        nb = json.loads(path.read_text())
+        title = next((line[2:].strip() for c in nb["cells"] if c["cell_type"] == "markdown"
+                      for line in "".join(c["source"]).splitlines() if line.startswith("# ")), path.stem)
+        out.append(Chapter(path.stem, path, title))
+    return out
+
+
+def auto_profile() -> str:
+    """``"full"`` when a CUDA GPU is available, else ``"quick"``."""
+    import torch
+
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def fingerprint(chapter: Chapter, root: Path, **params) -> str:
+    """SHA-256 over the notebook, every ``advtut/*.py`` file and the parameters."""
+    h = hashlib.sha256(chapter.path.read_bytes())
+    for py in sorted((root / "advtut").rglob("*.py")):
+        h.update(py.relative_to(root).as_posix().encode())
+        h.update(py.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _paths(chapter: Chapter, build_dir: Path, profile: str) -> tuple[Path, Path]:
+    return (build_dir / "executed" / profile / f"{chapter.id}.ipynb",
+            build_dir / "results" / profile / f"{chapter.id}.json")
+
+
+def _postprocess(path: Path, fp: str, seconds: float) -> None:
+    """Tag papermill's injected cell ``remove-cell``, drop widget state, record the fingerprint."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nb.metadata.pop("widgets", None)
+    nb.metadata["advtut"] = {"fingerprint": fp, "execution_s": round(seconds, 1)}
+    nbformat.write(nb, path)
+
+
+def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: str = "auto",
+                    build_dir: str | os.PathLike | None = None, reuse: bool = False,
+                    root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Execute one chapter with papermill; returns ``(executed notebook, results JSON)``.
+
+    Raises :class:`ChapterFailed` naming the chapter and the failing cell.
+    """
+    import nbformat
+    import papermill
+
+    root = find_root(root or chapter.path.parent)
+    build_dir = Path(build_dir or root / "_build")
+    out, res = _paths(chapter, build_dir, profile)
+    params = {"profile": profile, "seed": seed, "device": device}
+    fp = fingerprint(chapter, root, **params)
+    if reuse and out.is_file() and res.is_file():
+        meta = nbformat.read(out, as_version=4).metadata.get("advtut", {})
+        if meta.get("fingerprint") == fp:
+            print(f"[book] {chapter.id}: reusing {out.relative_to(root)} (same sources and parameters)")
+            return out, res
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res.unlink(missing_ok=True)
+    print(f"[book] {chapter.id}: executing ({profile} profile, seed {seed}) ...", flush=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(chapter.path), str(out), kernel_name="python3", cwd=str(chapter.path.parent),
+            parameters={**params, "results_path": str(res.resolve())}, progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        raise ChapterFailed(
+            f"chapter {chapter.id} failed in cell {err.cell_index} (execution count "
+            f"{err.exec_count}): {err.ename}: {err.evalue}\n"
+            f"  the executed copy with the full traceback: {out}") from None
+    seconds = time.perf_counter() - t0
+    if not res.is_file():
+        raise ChapterFailed(f"chapter {chapter.id} ran but wrote no results JSON to {res}")
+    _postprocess(out, fp, seconds)
+    print(f"[book] {chapter.id}: done in {seconds:.1f} s", flush=True)
+    return out, res
+
+
+def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter]) -> str:
+    from advtut.results import load_results, report_markdown
+
+    ours = {c.id: load_results(_paths(c, build_dir, profile)[1]) for c in chs
+            if _paths(c, build_dir, profile)[1].is_file()}
+    full = {p.stem: load_results(p) for p in sorted((root / "results" / "full").glob("*.json"))}
+    if profile == "full":  # a full build shows its own numbers; nothing to put beside them
+        full, ours = {**full, **ours}, {}
+    head = (root / "book" / "report_header.md").read_text()
+    return head + "\n" + report_markdown(ours, full, {c.id: c.title for c in chs})
+
+
+def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto",
+               reuse: bool = False, root: str | os.PathLike | None = None) -> Path:
+    """Execute every chapter and build the HTML book; returns ``_build/html/index.html``."""
+    root = find_root(root)
+    build_dir = root / "_build"
+    profile = profile or auto_profile()
+    chs = chapters(root)
+    for ch in chs:
+        execute_chapter(ch, profile=profile, seed=seed, device=device, build_dir=build_dir,
+                        reuse=reuse, root=root)
+    src = build_dir / "book-src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src / name)
+    shutil.copytree(root / "book", src / "book")
+    (src / "notebooks").mkdir()
+    for ch in chs:
+        shutil.copy2(_paths(ch, build_dir, profile)[0], src / "notebooks" / ch.path.name)
+    (src / "book" / "report.md").write_text(_report_page(root, build_dir, profile, chs))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb if jb.exists() else "jupyter-book"), "build", str(src), "--path-output",
+           str(root), "--all", "-W", "-n", "--keep-going"]
+    print("[book] " + " ".join(cmd), flush=True)
+    if subprocess.run(cmd).returncode != 0:
+        raise ChapterFailed("jupyter-book build failed (warnings count as errors); see the log above")
+    index = build_dir / "html" / "index.html"
+    print(f"[book] the book is at {index}")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m advtut.book", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("build", "execute"):
+        p = sub.add_parser(name, help={"build": "execute every chapter and build the HTML book",
+                                       "execute": "execute chapters only"}[name])
+        p.add_argument("--profile", default=os.environ.get("PROFILE") or None,
+                       choices=["quick", "full"], help="default: full with CUDA, else quick")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--reuse", action="store_true",
+                       help="reuse executed copies whose sources and parameters are unchanged")
+        if name == "execute":
+            p.add_argument("chapter", nargs="*", help="chapter ids (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            build_book(profile=args.profile, seed=args.seed, device=args.device, reuse=args.reuse)
+        else:
+            chs = [c for c in chapters() if not args.chapter or c.id in args.chapter]
+            unknown = set(args.chapter) - {c.id for c in chs}
+            if unknown:
+                parser.error(f"unknown chapter(s) {sorted(unknown)}; known: {[c.id for c in chapters()]}")
+            for ch in chs:
+                execute_chapter(ch, profile=args.profile or auto_profile(), seed=args.seed,
+                                device=args.device, reuse=args.reuse)
+    except ChapterFailed as err:
+        print(f"[book] ERROR: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

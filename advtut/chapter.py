@@ -1,0 +1,104 @@
+"""The first cell after a chapter's parameters: check them, seed everything, pick the device.
+
+Example (the cell right after the papermill ``parameters`` cell)::
+
+    run = start_chapter("01_iris", profile=profile, seed=seed, device=device,
+                        results_path=results_path)
+    run.settings["grid_points"]      # this profile's settings (advtut.profiles)
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from advtut.profiles import settings as profile_settings
+
+__all__ = ["ChapterRun", "start_chapter", "resolve_device", "seed_everything"]
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``; ``"cuda"`` (must be available)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but this machine has no usable CUDA GPU; "
+                         "use device='auto' or 'cpu'")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _figure_style() -> None:
+    """White, labelled, readable figures in both of the book's themes."""
+    import matplotlib
+
+    matplotlib.rcParams.update({
+        "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
+        "figure.dpi": 100, "savefig.dpi": 100, "font.size": 11, "axes.titlesize": 12,
+        "axes.grid": False, "figure.autolayout": False, "image.cmap": "viridis",
+    })
+
+
+@dataclass(frozen=True)
+class ChapterRun:
+    """A chapter's checked parameters and its profile's settings (read-only)."""
+
+    chapter: str
+    profile: str
+    seed: int
+    device: torch.device
+    results_path: str | None
+    settings: MappingProxyType
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        """Seconds since :func:`start_chapter`."""
+        return time.perf_counter() - self.started
+
+
+def start_chapter(chapter: str, *, profile: str, seed: int, device: str = "auto",
+                  results_path: str | None = None) -> ChapterRun:
+    """Validate a chapter's papermill parameters, seed the generators and resolve the device.
+
+    Raises ``ValueError`` with the accepted values for an unknown ``profile`` or ``device``, a
+    negative or non-integer ``seed``, or a ``results_path`` that is not a string or None.
+    """
+    cfg = profile_settings(chapter, profile)
+    dev = resolve_device(device)
+    seed_everything(seed)
+    if results_path is not None and not isinstance(results_path, (str, os.PathLike)):
+        raise ValueError(f"results_path must be a file path or None, got {results_path!r}")
+    _figure_style()
+    return ChapterRun(chapter, profile, int(seed), dev,
+                      None if results_path is None else str(results_path), cfg)
+
+
+def glue(name: str, value, *, display: bool = False) -> None:
+    """Store ``value`` for the prose (``{glue:text}`name:.3f```) in the rendered book.
+
+    Uses myst-nb's ``glue``; where myst-nb is not installed (a bare Colab runtime) it does nothing.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    if hasattr(value, "item"):
+        value = value.item()
+    _glue(name, value, display=display)

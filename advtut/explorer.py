@@ -1,0 +1,43 @@
+"""An ipywidgets explorer for a 2-feature classifier: two sliders, live probabilities and map.
+
+Widgets need a live kernel: in the rendered (static) book the same view appears as an ordinary
+figure drawn by :func:`advtut.plotting.plot_explorer_view`.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from advtut.linear import LinearSoftmax
+from advtut.plotting import Grid, plot_explorer_view
+
+__all__ = ["explorer_figure", "explorer"]
+
+
+def explorer_figure(model: LinearSoftmax, grid: Grid, point, class_names, *, feature_names=None,
+                    x=None, y=None):
+    """The explorer's view at ``point`` ``(2,)``: the map with the point, and its probabilities."""
+    proba = model.proba([float(point[0]), float(point[1])])[0]
+    return plot_explorer_view(grid, model.predict(grid.points), point, proba, class_names,
+                              feature_names=feature_names, x=x, y=y)
+
+
+def explorer(model: LinearSoftmax, grid: Grid, class_names, *, start=(4.0, 1.2),
+             feature_names=None, x=None, y=None):
+    """Sliders over ``grid``'s extent; each move redraws :func:`explorer_figure`. Returns the widget."""
+    import ipywidgets as widgets
+
+    xmin, xmax, ymin, ymax = grid.extent
+    length = widgets.FloatSlider(value=start[0], min=xmin, max=xmax, step=0.05,
+                                 description=(feature_names or ["x1"])[0], continuous_update=False)
+    width = widgets.FloatSlider(value=start[1], min=ymin, max=ymax, step=0.05,
+                                description=(feature_names or ["", "x2"])[1], continuous_update=False)
+    for s in (length, width):
+        s.style.description_width = "initial"
+        s.layout.width = "420px"
+
+    def show(length, width):
+        explorer_figure(model, grid, (length, width), class_names, feature_names=feature_names,
+                        x=x, y=y)
+        plt.show()
+
+    return widgets.interactive(show, length=length, width=width)

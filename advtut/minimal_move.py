@@ -1,0 +1,183 @@
+"""The smallest L2 move that makes a classifier predict a chosen class.
+
+For a point ``x`` ``(d,)`` and a target class ``t``, the minimal move is
+
+    r* = argmin ||r||_2  subject to  z_t(x + r) >= z_j(x + r)  for every class j != t,
+
+the distance from ``x`` to the closed region where ``t`` wins (a point on its edge is a tie; any
+step further inside makes ``t`` the prediction). Three ways to get at it:
+
+- :func:`exact_minimal_move` for a :class:`~advtut.linear.LinearSoftmax`: the region is the
+  polyhedron ``{z : (w_t - w_j) . z + (b_t - b_j) >= 0}``, and the projection onto it lies in the
+  affine hull of some set of active edges with linearly independent normals. Enumerating those
+  sets (at most ``d`` of the ``K - 1`` edges), projecting onto each, and keeping the nearest
+  feasible projection gives the exact answer (a vertex, a point on an edge, or ``x`` itself).
+- :func:`pairwise_lower_bound`: the distance to the one line between the current class ``c``
+  and ``t``, ``margin / ||w_c - w_t||_2``. Reaching ``t``'s region means crossing that line, so this
+  is a lower bound; its foot point may lie in a third class's region (``feasible`` is False).
+- :func:`minimal_move_gd`: gradient descent on an augmented Lagrangian, for any differentiable
+  model returning logits; used here to check the exact answer independently.
+
+Distances are in the features' units (cm for Iris).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from advtut.linear import LinearSoftmax
+
+__all__ = ["MinimalMove", "exact_minimal_move", "pairwise_lower_bound", "minimal_move_gd"]
+
+
+@dataclass(frozen=True)
+class MinimalMove:
+    """Moves of ``N`` points, all float64.
+
+    ``x_new``: ``(N, d)`` the moved points; ``r = x_new - x``; ``distance``: ``(N,)`` ``||r||_2``;
+    ``feasible``: bool ``(N,)``, True where ``x_new`` lies in the target's closed region (up to
+    1e-9 in the logits); ``active``: for the exact method, the classes whose tie with the target
+    binds at ``x_new`` (empty where ``x`` is already in the region; two at a vertex in 2-D).
+    """
+
+    x_new: torch.Tensor
+    r: torch.Tensor
+    distance: torch.Tensor
+    feasible: torch.Tensor
+    active: tuple[tuple[int, ...], ...] | None = None
+
+
+def _check(model: LinearSoftmax, x, target) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if x.ndim == 1:
+        x = x.unsqueeze(0)
+    if x.ndim != 2 or x.shape[1] != model.n_features:
+        raise ValueError(f"x must have shape (N, {model.n_features}), got {tuple(x.shape)}")
+    target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
+    if target.shape == (1,) and len(x) > 1:
+        target = target.expand(len(x))
+    if target.shape != (len(x),):
+        raise ValueError(f"target must have shape ({len(x)},), got {tuple(target.shape)}")
+    if (target < 0).any() or (target >= model.n_classes).any():
+        raise ValueError(f"target must be a class in [0, {model.n_classes}), got {target.tolist()}")
+    return x, target
+
+
+def _target_constraints(model: LinearSoftmax, t: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Rows ``A (K-1, d)``, ``c (K-1,)`` with the target's region ``A z + c >= 0``."""
+    others = [j for j in range(model.n_classes) if j != t]
+    A = model.weight[t] - model.weight[others]
+    c = model.bias[t] - model.bias[others]
+    return A, c, others
+
+
+def exact_minimal_move(model: LinearSoftmax, x, target, *, tol: float = 1e-9) -> MinimalMove:
+    """Exact projection of each point onto its target's decision region.
+
+    x: ``(N, d)`` (or ``(d,)``) float; target: int ``(N,)`` or one int for all. Cost grows with
+    the number of edge subsets, ``sum_{k<=d} C(K-1, k)``: meant for few classes (Iris: 4 subsets).
+    """
+    x, target = _check(model, x, target)
+    d = model.n_features
+    out, active = [], []
+    for xn, t in zip(x, target.tolist()):
+        A, c, others = _target_constraints(model, t)
+        best, best_set = None, None
+        for k in range(min(d, len(others)) + 1):
+            for subset in itertools.combinations(range(len(others)), k):
+                if k == 0:
+                    z = xn
+                else:
+                    As, cs = A[list(subset)], c[list(subset)]
+                    gram = As @ As.T
+                    if torch.linalg.matrix_rank(gram) < k:
+                        continue  # parallel edges: this set cannot be the active set
+                    # projection onto {z : As z + cs = 0}
+                    z = xn - As.T @ torch.linalg.solve(gram, As @ xn + cs)
+                if ((A @ z + c) >= -tol).all():
+                    dist = torch.linalg.vector_norm(z - xn)
+                    if best is None or dist < torch.linalg.vector_norm(best - xn) - 1e-15:
+                        best, best_set = z, tuple(others[i] for i in subset)
+        if best is None:  # cannot happen for a non-empty region; guard anyway
+            raise RuntimeError(f"no feasible point found for target {t}: is its region empty?")
+        out.append(best)
+        active.append(best_set)
+    x_new = torch.stack(out)
+    r = x_new - x
+    return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1),
+                       torch.ones(len(x), dtype=torch.bool), tuple(active))
+
+
+def pairwise_lower_bound(model: LinearSoftmax, x, target, *, tol: float = 1e-9) -> MinimalMove:
+    """Project each point onto the tie line between its predicted class ``c`` and ``target``.
+
+    ``distance = max(z_c - z_t, 0) / ||w_c - w_t||_2``: a lower bound on the exact distance.
+    ``feasible`` says whether the foot point is in the target's region (it may be in a third
+    class's region instead). Points already predicted as the target do not move.
+    """
+    x, target = _check(model, x, target)
+    c = model.predict(x)
+    a = model.weight[target] - model.weight[c]  # (N, d): normal pointing towards the target
+    b = model.bias[target] - model.bias[c]
+    gap = (a * x).sum(1) + b  # z_t - z_c <= 0 unless already the target
+    norm2 = (a * a).sum(1).clamp_min(1e-300)
+    step = torch.where(c == target, torch.zeros_like(gap), (-gap).clamp_min(0) / norm2)
+    x_new = x + step.unsqueeze(1) * a
+    logits = model.logits(x_new)
+    feasible = logits.gather(1, target[:, None]).squeeze(1) >= logits.max(1).values - tol
+    r = x_new - x
+    return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1), feasible)
+
+
+def minimal_move_gd(model, x, target, *, rho: float = 1.0, outer_steps: int = 30,
+                    inner_steps: int = 2000, lr: float | None = None, tol: float = 1e-6) -> MinimalMove:
+    """Minimal L2 move by gradient descent on an augmented Lagrangian (any differentiable model).
+
+    ``model``: a callable mapping ``(N, d)`` float64 to logits ``(N, K)`` (an ``nn.Module`` or
+    ``LinearSoftmax.logits``). The constraints are ``h_j(z) = z_j - z_t <= 0`` for ``j != t``;
+    each outer step runs ``inner_steps`` plain gradient-descent steps on
+
+        L(z) = 1/2 ||z - x||^2 + 1/(2 rho) * sum_j (max(0, lam_j + rho h_j(z))^2 - lam_j^2)
+
+    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. ``lr`` defaults to
+    ``1 / (1 + rho * max_j ||grad h_j(x)||^2)``, the stable step for a linear model.
+    ``feasible``: ``max_j h_j(x_new) <= tol``.
+    """
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (N, d), got {tuple(x.shape)}")
+    target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
+    if target.shape != (len(x),):
+        raise ValueError(f"target must have shape ({len(x)},), got {tuple(target.shape)}")
+    if rho <= 0 or outer_steps < 1 or inner_steps < 1:
+        raise ValueError("rho must be > 0 and outer_steps, inner_steps >= 1")
+
+    def h(z):  # (N, K): z_j - z_t, the target's own column is 0 and never binds
+        logits = model(z)
+        if logits.ndim != 2 or logits.shape[0] != len(x) or (target >= logits.shape[1]).any():
+            raise ValueError(f"model must return logits (N, K) with targets < K, got {tuple(logits.shape)}")
+        return logits - logits.gather(1, target[:, None])
+
+    if lr is None:
+        z = x.clone().requires_grad_(True)
+        hz = h(z)
+        grads = [torch.autograd.grad(hz[:, j].sum(), z, retain_graph=True)[0] for j in range(hz.shape[1])]
+        g2 = torch.stack([(g * g).sum(1) for g in grads]).max()
+        lr = 1.0 / (1.0 + rho * float(g2))
+    lam = torch.zeros_like(h(x))
+    z = x.clone()
+    for _ in range(outer_steps):
+        for _ in range(inner_steps):
+            z.requires_grad_(True)
+            penalty = (torch.clamp(lam + rho * h(z), min=0) ** 2).sum() / (2 * rho)
+            loss = 0.5 * ((z - x) ** 2).sum() + penalty
+            (grad,) = torch.autograd.grad(loss, z)
+            z = (z - lr * grad).detach()
+        with torch.no_grad():
+            lam = torch.clamp(lam + rho * h(z), min=0)
+    with torch.no_grad():
+        feasible = h(z).max(1).values <= tol
+    r = z - x
+    return MinimalMove(z, r, torch.linalg.vector_norm(r, dim=1), feasible)

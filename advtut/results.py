@@ -1,0 +1,183 @@
+"""The chapters' results JSON (format fixed in BOOK.md) and the reproduction report built from it.
+
+A chapter collects its headline numbers with :func:`entry` and writes them with
+:func:`write_results`::
+
+    rows = [entry("training accuracy", acc, source=0.966, tol=0.001, unit="fraction",
+                  note="the source truncates 0.9667 to 96.6%")]
+    write_results(results_path, chapter="01_iris", profile=profile, seed=seed,
+                  device="cpu", runtime_s=12.3, results=rows)
+
+:func:`check_results` lists the entries whose ``ours`` is further than ``tol`` from ``source``;
+:func:`report_markdown` renders one table per chapter, quick (this build) beside full (recorded
+under ``results/full/``). This module imports nothing else of ``advtut``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+__all__ = ["entry", "write_results", "load_results", "check_results", "markdown_table",
+           "report_markdown"]
+
+_NUMBER = (int, float)
+
+
+def _plain(value, name: str):
+    """A JSON-friendly number: Python int/float/bool (tensors and numpy scalars via .item())."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if not isinstance(value, _NUMBER):
+        raise ValueError(f"{name} must be a number, bool, string or None, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    return value
+
+
+def entry(name: str, ours, *, source=None, tol: float | None = None, unit: str = "",
+          note: str = "") -> dict:
+    """One results entry: ``ours`` beside the source's value.
+
+    ``tol`` is the absolute tolerance within which ``ours`` is expected to equal ``source`` in this
+    profile (chosen in advance and justified in ``note``); leave it ``None`` where no equality is
+    expected and say why in ``note``. Text values (a predicted class name) take ``tol=0``:
+    they must be equal.
+    """
+    if not name:
+        raise ValueError("entry name must be a non-empty string")
+    ours, source = _plain(ours, "ours"), _plain(source, "source")
+    if tol is not None:
+        tol = float(_plain(tol, "tol"))
+        if tol < 0:
+            raise ValueError(f"tol must be >= 0, got {tol} for {name!r}")
+        both_text = isinstance(source, str) and isinstance(ours, str)
+        if both_text and tol != 0:
+            raise ValueError(f"{name!r}: text values can only be checked for equality (tol=0)")
+        if not both_text and not (isinstance(source, _NUMBER) and isinstance(ours, _NUMBER)):
+            raise ValueError(f"{name!r}: a tol needs numeric ours and source, got {ours!r}, {source!r}")
+        if not note:
+            raise ValueError(f"{name!r}: an entry with a tol needs a note saying why that tol")
+    out = {"name": name, "ours": ours, "source": source}
+    if tol is not None:
+        out["tol"] = tol
+    out["unit"] = unit
+    out["note"] = note
+    return out
+
+
+def write_results(path, *, chapter: str, profile: str, seed: int, device: str, runtime_s: float,
+                  results: list[dict], machine: str | None = None) -> Path:
+    """Write the results JSON (BOOK.md format) atomically; returns the path."""
+    names = [r["name"] for r in results]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"results entry names must be unique within a chapter; repeated: {dupes}")
+    doc = {"chapter": chapter, "profile": profile, "seed": int(seed), "device": str(device),
+           "runtime_s": round(float(runtime_s), 2), "results": results}
+    if machine:
+        doc["machine"] = machine
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(path) -> dict:
+    """Read and check a results JSON; raises ``ValueError`` naming the file and the problem."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    for key in ("chapter", "profile", "seed", "device", "runtime_s", "results"):
+        if key not in doc:
+            raise ValueError(f"{path} has no {key!r} field (see BOOK.md for the format)")
+    for r in doc["results"]:
+        if not {"name", "ours", "source"} <= r.keys():
+            raise ValueError(f"{path}: entry {r!r} needs name, ours and source")
+    return doc
+
+
+def _within(r: dict) -> bool:
+    if isinstance(r["ours"], str) or isinstance(r["source"], str):
+        return r["ours"] == r["source"]
+    return abs(r["ours"] - r["source"]) <= r["tol"] + 1e-12
+
+
+def check_results(doc: dict) -> list[str]:
+    """Sentences for each entry with a ``tol`` whose ``|ours - source| > tol`` (empty: all pass).
+
+    Text entries (``tol=0``) must be equal.
+    """
+    failures = []
+    for r in doc["results"]:
+        if r.get("tol") is None:
+            continue
+        if not _within(r):
+            gap = "differs" if isinstance(r["ours"], str) else f"|gap| {abs(r['ours'] - r['source']):.4g}"
+            failures.append(f"{doc['chapter']}: {r['name']}: ours {r['ours']!r}, source "
+                            f"{r['source']!r}, {gap}, tol {r['tol']}")
+    return failures
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown (MyST) table; floats to 4 significant digits, None as a dash."""
+    esc = lambda s: _fmt(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _status(r: dict) -> str:
+    if r.get("tol") is None:
+        return "no equality expected"
+    return "within tol" if _within(r) else "**outside tol**"
+
+
+def report_markdown(quick: dict[str, dict], full: dict[str, dict], titles: dict[str, str]) -> str:
+    """The reproduction report: one table per chapter, quick (this build) beside full (recorded).
+
+    ``quick`` and ``full`` map a chapter id (``"01_iris"``) to its loaded results document;
+    ``titles`` maps every chapter id to its title, in book order. Each quantity gets one row per
+    profile that has it, the full row right under the quick one.
+    """
+    out = []
+    for chapter, title in titles.items():
+        docs = [(p, d) for p, d in (("quick", quick.get(chapter)), ("full", full.get(chapter))) if d]
+        out.append(f"## {title}\n")
+        if not docs:
+            out.append("No results were produced for this chapter in this build.\n")
+            continue
+        for profile, doc in docs:
+            where = doc.get("machine") or doc["device"]
+            out.append(f"- {profile}: seed {doc['seed']}, {where}, {doc['runtime_s']:.0f} s")
+        if "full" not in dict(docs):
+            out.append("- full: none recorded yet (runs on a GPU; see `results/full/`)")
+        names = list(dict.fromkeys(r["name"] for _, d in docs for r in d["results"]))
+        by_name = {(p, r["name"]): r for p, d in docs for r in d["results"]}
+        rows = []
+        for name in names:
+            for profile, _ in docs:
+                r = by_name.get((profile, name))
+                if r is not None:
+                    rows.append([name, r["source"], r["ours"], r.get("tol"), r.get("unit", ""),
+                                 profile, _status(r), r.get("note", "")])
+        out.append("\n" + markdown_table(
+            ["quantity", "source", "ours", "tol", "unit", "profile", "status", "note"], rows) + "\n")
+    return "\n".join(out)

@@ -1,0 +1,142 @@
+"""Open every page of the built book in headless Chromium and check what a reader would see.
+
+    python scripts/check_html.py _build/html --screenshots _build/screenshots
+
+For each HTML page (served from 127.0.0.1): it loads; every <img> has loaded (naturalWidth > 0,
+checked a second after load); no JavaScript error, no console error and no failed request,
+except, allowed by name, requests to hosts outside this machine (the CI has no internet) and
+favicon.ico. On chapter pages the Colab and Binder buttons must open the *source* notebook in the
+repository set in _config.yml. A full-page screenshot of each page is written. Exits 1 on any
+failure, listing every one.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def _local(url: str) -> bool:
+    return urlparse(url).hostname in ("127.0.0.1", "localhost", None, "")
+
+
+def _expected_launch_links(repo_root: Path, page: str) -> list[str]:
+    """The Colab and Binder addresses a chapter page must link to."""
+    cfg = yaml.safe_load((repo_root / "_config.yml").read_text())
+    url = cfg["repository"]["url"].rstrip("/")
+    branch = cfg["repository"].get("branch", "main")
+    owner_repo = urlparse(url).path.strip("/")
+    nb = page[:-len(".html")] + ".ipynb"
+    return [f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{nb}",
+            f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=tree/{nb}"]
+
+
+def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    pages = sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                   if not p.relative_to(html_dir).parts[0].startswith("_"))
+    if not pages:
+        return [f"no HTML pages under {html_dir}"]
+    shots.mkdir(parents=True, exist_ok=True)
+    server, base = _serve(html_dir)
+    problems: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_init_script("try { localStorage.setItem('mode', 'auto'); } catch (e) {}")
+            for page_name in pages:
+                page = context.new_page()
+                issues: list[str] = []
+                page.on("pageerror", lambda err, i=issues: i.append(f"JavaScript error: {err}"))
+
+                def on_console(msg, i=issues):
+                    if msg.type != "error":
+                        return
+                    where = (msg.location or {}).get("url", "")
+                    if "Failed to load resource" in msg.text and (not _local(where) or "favicon" in where):
+                        return  # reported (or allowed) below as a failed request
+                    i.append(f"console error: {msg.text} ({where})")
+
+                def on_failed(req, i=issues):
+                    if _local(req.url) and "favicon.ico" not in req.url:
+                        i.append(f"request failed: {req.url} ({req.failure})")
+
+                def on_response(resp, i=issues):
+                    if resp.status >= 400 and _local(resp.url) and "favicon.ico" not in resp.url:
+                        i.append(f"HTTP {resp.status}: {resp.url}")
+
+                page.on("console", on_console)
+                page.on("requestfailed", on_failed)
+                page.on("response", on_response)
+                response = page.goto(base + page_name, wait_until="load", timeout=30_000)
+                if response is None or response.status != 200:
+                    issues.append(f"page did not load (status {response and response.status})")
+                page.wait_for_timeout(1000)
+                images = page.evaluate(
+                    "Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
+                issues += [f"image did not load: {src[:120]}" for src, width in images if not width > 0]
+                if page_name.startswith("notebooks/"):
+                    hrefs = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
+                    for want in _expected_launch_links(repo_root, page_name):
+                        if want not in hrefs:
+                            kind = "Colab" if "colab" in want else "Binder"
+                            found = [h for h in hrefs if kind.lower() in h.lower()]
+                            issues.append(f"{kind} button should open {want}; found {found}")
+                shot = shots / (page_name.replace("/", "__")[:-5] + ".png")
+                page.screenshot(path=str(shot), full_page=True)
+                status = "ok" if not issues else f"{len(issues)} problem(s)"
+                print(f"[html] {page_name}: {len(images)} images, {status}")
+                problems += [f"{page_name}: {i}" for i in issues]
+                page.close()
+            browser.close()
+    finally:
+        server.shutdown()
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("html_dir", type=Path)
+    ap.add_argument("--screenshots", type=Path, default=Path("_build/screenshots"))
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--repo-root", type=Path, default=Path(__file__).resolve().parents[1])
+    args = ap.parse_args(argv)
+    if not (args.html_dir / "index.html").is_file():
+        print(f"[html] ERROR: {args.html_dir}/index.html not found: run `make book` first", file=sys.stderr)
+        return 1
+    if not Path(args.chromium).exists():
+        print(f"[html] ERROR: no Chromium at {args.chromium} (Debian: apt-get install chromium)", file=sys.stderr)
+        return 1
+    problems = check(args.html_dir, args.screenshots, args.chromium, args.repo_root)
+    for p in problems:
+        print(f"[html] FAIL {p}", file=sys.stderr)
+    print(f"[html] {'all pages passed' if not problems else f'{len(problems)} problem(s)'}; "
+          f"screenshots in {args.screenshots}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
