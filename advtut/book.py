@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Chapter", "ChapterFailed", "find_root", "chapters", "execute_chapter", "build_book",
-           "auto_profile"]
+           "auto_profile", "repository_url", "set_repository_url"]
 
 
 class ChapterFailed(RuntimeError):
@@ -206,6 +206,35 @@ def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto
     return index
 
 
+def repository_url(root: str | os.PathLike | None = None) -> str:
+    """The one repository URL, ``repository.url`` in ``_config.yml``."""
+    import yaml
+
+    return yaml.safe_load((find_root(root) / "_config.yml").read_text())["repository"]["url"]
+
+
+def set_repository_url(url: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Replace the repository URL in ``_config.yml`` and in every notebook's install cell.
+
+    Returns the files changed. ``url`` must look like ``https://github.com/<owner>/<repo>``
+    (Colab and Binder links are derived from the GitHub owner and name).
+    """
+    import re
+
+    url = url.rstrip("/")
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise ValueError(f"url must look like https://github.com/<owner>/<repo>, got {url!r}")
+    root = find_root(root)
+    old = repository_url(root)
+    changed = []
+    for path in [root / "_config.yml", *sorted((root / "notebooks").glob("*.ipynb"))]:
+        text = path.read_text()
+        if old in text:
+            path.write_text(text.replace(old, url))
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advtut.book", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="reuse executed copies whose sources and parameters are unchanged")
         if name == "execute":
             p.add_argument("chapter", nargs="*", help="chapter ids (default: all)")
+    p = sub.add_parser("set-url", help="set the repository URL (config and install cells)")
+    p.add_argument("url")
     args = parser.parse_args(argv)
     try:
-        if args.command == "build":
+        if args.command == "set-url":
+            for path in set_repository_url(args.url):
+                print(f"[book] updated {path}")
+        elif args.command == "build":
             build_book(profile=args.profile, seed=args.seed, device=args.device, reuse=args.reuse)
         else:
             chs = [c for c in chapters() if not args.chapter or c.id in args.chapter]
@@ -232,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             for ch in chs:
                 execute_chapter(ch, profile=args.profile or auto_profile(), seed=args.seed,
                                 device=args.device, reuse=args.reuse)
-    except ChapterFailed as err:
+    except (ChapterFailed, ValueError, FileNotFoundError) as err:
         print(f"[book] ERROR: {err}", file=sys.stderr)
         return 1
     return 0

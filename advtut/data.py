@@ -55,6 +55,7 @@ class Dataset:
     ``x``: float32 ``(N, C, H, W)`` in [0, 1] for images; float64 ``(N, F)`` in the features'
     own units for tabular data (Iris: cm). ``y``: int64 ``(N,)`` in ``[0, K)``.
     ``class_names``: the ``K`` names, indexed by label. ``feature_names``: tabular data only.
+    ``files``: for datasets read from image files, each example's path relative to the data root.
     """
 
     name: str
@@ -63,6 +64,7 @@ class Dataset:
     y: torch.Tensor
     class_names: tuple[str, ...]
     feature_names: tuple[str, ...] | None = None
+    files: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -291,7 +293,7 @@ def load_flowers(split: str = "train", *, image_size: int = 128, val_fraction: f
         labels += [label] * len(chosen)
     x = _decode(paths, image_size, "flowers")
     return Dataset(name="flowers", split=split, x=x, y=torch.tensor(labels, dtype=torch.int64),
-                   class_names=FLOWER_CLASSES)
+                   class_names=FLOWER_CLASSES, files=tuple(str(p.relative_to(base)) for p in paths))
 
 
 TINY_URLS = ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",)
@@ -342,4 +344,5 @@ def load_tiny_imagenet(split: str = "train", *, max_per_class: int | None = None
         raise ValueError(f"Tiny ImageNet images should be 64x64, got {tuple(x.shape[2:])} in {folder}")
     return Dataset(name="tiny-imagenet-200", split=split, x=x,
                    y=torch.tensor(labels, dtype=torch.int64),
-                   class_names=tuple(words.get(w, w) for w in wnids))
+                   class_names=tuple(words.get(w, w) for w in wnids),
+                   files=tuple(str(p.relative_to(base)) for p in paths))

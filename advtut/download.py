@@ -15,6 +15,7 @@ This module imports nothing else of ``advtut``.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -75,6 +76,9 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> None
                     break
                 f.write(chunk)
                 bar.update(len(chunk))
+    if total is not None and part.stat().st_size < total:
+        # the server closed early: keep the partial file, the next try resumes from it
+        raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
 
 
 def download(
@@ -112,7 +116,7 @@ def download(
         for attempt in range(retries):
             try:
                 _fetch_once(url, part, timeout=timeout, progress=progress)
-            except (urllib.error.URLError, OSError, TimeoutError) as err:
+            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as err:
                 errors.append(f"{url} (try {attempt + 1}): {err}")
                 if isinstance(err, urllib.error.HTTPError) and err.code in (403, 404, 410):
                     break  # this mirror does not have it; retrying will not help

@@ -99,11 +99,14 @@ def exact_minimal_move(model: LinearSoftmax, x, target, *, tol: float = 1e-9) ->
                 if ((A @ z + c) >= -tol).all():
                     dist = torch.linalg.vector_norm(z - xn)
                     if best is None or dist < torch.linalg.vector_norm(best - xn) - 1e-15:
-                        best, best_set = z, tuple(others[i] for i in subset)
+                        best = z
         if best is None:  # cannot happen for a non-empty region; guard anyway
             raise RuntimeError(f"no feasible point found for target {t}: is its region empty?")
         out.append(best)
-        active.append(best_set)
+        # the binding ties, read off the answer (a corner binds two even if one set found it)
+        moved = bool(torch.linalg.vector_norm(best - xn) > 0)
+        residual = (A @ best + c).abs() / torch.linalg.vector_norm(A, dim=1).clamp_min(1e-300)
+        active.append(tuple(o for o, r in zip(others, residual.tolist()) if moved and r <= 1e-9))
     x_new = torch.stack(out)
     r = x_new - x
     return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1),
@@ -131,8 +134,8 @@ def pairwise_lower_bound(model: LinearSoftmax, x, target, *, tol: float = 1e-9) 
     return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1), feasible)
 
 
-def minimal_move_gd(model, x, target, *, rho: float = 1.0, outer_steps: int = 30,
-                    inner_steps: int = 2000, lr: float | None = None, tol: float = 1e-6) -> MinimalMove:
+def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: int = 20,
+                    inner_steps: int = 400, lr: float | None = None, tol: float = 1e-6) -> MinimalMove:
     """Minimal L2 move by gradient descent on an augmented Lagrangian (any differentiable model).
 
     ``model``: a callable mapping ``(N, d)`` float64 to logits ``(N, K)`` (an ``nn.Module`` or
@@ -141,8 +144,9 @@ def minimal_move_gd(model, x, target, *, rho: float = 1.0, outer_steps: int = 30
 
         L(z) = 1/2 ||z - x||^2 + 1/(2 rho) * sum_j (max(0, lam_j + rho h_j(z))^2 - lam_j^2)
 
-    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. ``lr`` defaults to
-    ``1 / (1 + rho * max_j ||grad h_j(x)||^2)``, the stable step for a linear model.
+    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. With ``G = max_j ||grad h_j(x)||^2``,
+    ``rho`` defaults to ``10 / G`` (so the inner problem's condition number is about 11 whatever
+    the model's scale) and ``lr`` to ``1 / (1 + rho * G)``, the stable step for a linear model.
     ``feasible``: ``max_j h_j(x_new) <= tol``.
     """
     x = torch.as_tensor(x, dtype=torch.float64)
@@ -151,8 +155,9 @@ def minimal_move_gd(model, x, target, *, rho: float = 1.0, outer_steps: int = 30
     target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
     if target.shape != (len(x),):
         raise ValueError(f"target must have shape ({len(x)},), got {tuple(target.shape)}")
-    if rho <= 0 or outer_steps < 1 or inner_steps < 1:
-        raise ValueError("rho must be > 0 and outer_steps, inner_steps >= 1")
+    if (rho is not None and rho <= 0) or outer_steps < 1 or inner_steps < 1:
+        raise ValueError(f"rho must be > 0 (or None) and outer_steps, inner_steps >= 1; got "
+                         f"rho={rho}, outer_steps={outer_steps}, inner_steps={inner_steps}")
 
     def h(z):  # (N, K): z_j - z_t, the target's own column is 0 and never binds
         logits = model(z)
@@ -160,12 +165,13 @@ def minimal_move_gd(model, x, target, *, rho: float = 1.0, outer_steps: int = 30
             raise ValueError(f"model must return logits (N, K) with targets < K, got {tuple(logits.shape)}")
         return logits - logits.gather(1, target[:, None])
 
-    if lr is None:
+    if rho is None or lr is None:
         z = x.clone().requires_grad_(True)
         hz = h(z)
         grads = [torch.autograd.grad(hz[:, j].sum(), z, retain_graph=True)[0] for j in range(hz.shape[1])]
-        g2 = torch.stack([(g * g).sum(1) for g in grads]).max()
-        lr = 1.0 / (1.0 + rho * float(g2))
+        g2 = max(float(torch.stack([(g * g).sum(1) for g in grads]).max()), 1e-12)
+        rho = 10.0 / g2 if rho is None else rho
+        lr = 1.0 / (1.0 + rho * g2) if lr is None else lr
     lam = torch.zeros_like(h(x))
     z = x.clone()
     for _ in range(outer_steps):

@@ -1,0 +1,74 @@
+"""The book's structure: the table of contents, the committed notebooks, the repository URL,
+and how a failing chapter is reported."""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from advtut.book import (ChapterFailed, chapters, execute_chapter, find_root, repository_url,
+                         set_repository_url)
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_ORDER = ["01_iris", "02_linear_imagenet", "03_units_directions", "04_lbfgs_mnist",
+              "05_spectral", "06_fooling_from_noise", "07_attribution"]  # BOOK.md
+
+
+def test_toc_lists_existing_chapters_in_book_order():
+    ids = [c.id for c in chapters(ROOT)]
+    assert ids and all(i in BOOK_ORDER for i in ids)
+    assert ids == sorted(ids, key=BOOK_ORDER.index)
+    assert chapters(ROOT)[0].title.startswith("1. ")
+
+
+@pytest.mark.parametrize("chapter", chapters(ROOT), ids=lambda c: c.id)
+def test_committed_notebook_is_clean_and_has_the_book_parameters(chapter):
+    nb = json.loads(chapter.path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "commit without outputs"
+    params = [i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1
+    src = "".join(code[params[0]]["source"])
+    for name in ("profile", "seed", "device", "results_path"):
+        assert f"{name} =" in src
+    # the cell right after the parameters checks them
+    assert "start_chapter(" in "".join(code[params[0] + 1]["source"])
+    # the first cell installs advtut from the one repository URL when it is missing
+    install = "".join(code[0]["source"])
+    assert "import advtut" in install and f"git+{repository_url(ROOT)}" in install
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_set_url_changes_config_and_install_cells(tmp_path):
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    changed = set_repository_url("https://github.com/someone/advtut", tmp_path)
+    assert tmp_path / "_config.yml" in changed
+    assert repository_url(tmp_path) == "https://github.com/someone/advtut"
+    for ch in chapters(tmp_path):
+        assert "git+https://github.com/someone/advtut" in ch.path.read_text()
+    with pytest.raises(ValueError, match="owner"):
+        set_repository_url("not a url", tmp_path)
+
+
+def test_find_root_explains_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="_toc.yml"):
+        find_root(tmp_path)
+
+
+def test_a_failing_chapter_names_itself_and_the_cell(tmp_path):
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/99_bad\n")
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'quick'\nseed = 0\ndevice = 'auto'\nresults_path = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99. Bad"), params,
+                nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nbformat.write(nb, tmp_path / "notebooks" / "99_bad.ipynb")
+    (ch,) = chapters(tmp_path)
+    with pytest.raises(ChapterFailed, match=r"chapter 99_bad failed in cell \d+ .*ValueError: boom"):
+        execute_chapter(ch, profile="quick", build_dir=tmp_path / "_build", root=tmp_path)

@@ -1,0 +1,47 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from advtut.chapter import resolve_device, start_chapter
+from advtut.profiles import PROFILES, settings
+
+
+def test_start_chapter_seeds_and_reads_the_profile():
+    run = start_chapter("01_iris", profile="quick", seed=7, device="cpu")
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    start_chapter("01_iris", profile="quick", seed=7, device="cpu")
+    assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+    assert run.settings == settings("01_iris", "quick") and run.device == torch.device("cpu")
+    with pytest.raises(TypeError):
+        run.settings["grid_points"] = 1  # read-only
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(profile="fast", seed=0), r"profile must be one of \['full', 'quick'\].*'fast'"),
+    (dict(profile="quick", seed=0, device="gpu"), "device must be one of"),
+    (dict(profile="quick", seed=-1), "seed must be a non-negative integer"),
+    (dict(profile="quick", seed=1.5), "seed must be a non-negative integer"),
+    (dict(profile="quick", seed=0, results_path=3), "results_path"),
+])
+def test_bad_parameters_stop_with_a_clear_message(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        start_chapter("01_iris", **kwargs)
+
+
+def test_unknown_chapter():
+    with pytest.raises(ValueError, match="unknown chapter"):
+        settings("99_nothing", "quick")
+
+
+def test_every_chapter_has_both_profiles():
+    for chapter, table in PROFILES.items():
+        assert set(table) == {"quick", "full"}, chapter
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no usable CUDA"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")

@@ -1,0 +1,63 @@
+"""Each chapter executed in the quick profile: its results within the stated tolerances, its
+executed copy clean, and the Iris chapter deterministic.
+
+The executed copies are the ones `make book` made in this run (reused when the notebook, the
+package and the parameters are unchanged; executed here otherwise, so `make test` alone works).
+"""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from advtut.book import chapters, execute_chapter
+from advtut.results import check_results, load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = chapters(ROOT)
+
+
+@pytest.fixture(scope="module", params=CHAPTERS, ids=lambda c: c.id)
+def executed(request, data_root):
+    notebook, results = execute_chapter(request.param, profile="quick", seed=0, device="auto",
+                                        reuse=True, root=ROOT)
+    return request.param, notebook, load_results(results)
+
+
+def test_results_within_the_stated_tolerances(executed):
+    chapter, _, doc = executed
+    assert doc["chapter"] == chapter.id and doc["profile"] == "quick"
+    assert check_results(doc) == []
+
+
+def test_every_entry_says_what_it_is(executed):
+    _, _, doc = executed
+    for r in doc["results"]:
+        assert r["note"], f"{r['name']}: every entry needs a note (the setting, or why no tol)"
+
+
+def test_executed_copy_is_ready_for_the_book(executed):
+    _, notebook, _ = executed
+    nb = nbformat.read(notebook, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and all("remove-cell" in c.metadata["tags"] for c in injected)
+    assert "widgets" not in nb.metadata  # widget state cannot render offline
+
+
+def test_recorded_full_results_are_well_formed():
+    for path in sorted((ROOT / "results" / "full").glob("*.json")):
+        doc = load_results(path)
+        assert doc["profile"] == "full" and path.stem == doc["chapter"]
+        assert check_results(doc) == []
+
+
+def test_iris_twice_with_the_same_seed_gives_identical_results(tmp_path, data_root):
+    (iris,) = [c for c in CHAPTERS if c.id == "01_iris"]
+    _, first = execute_chapter(iris, profile="quick", seed=0, reuse=True, root=ROOT)
+    _, second = execute_chapter(iris, profile="quick", seed=0, build_dir=tmp_path, root=ROOT)
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    a.pop("runtime_s"), b.pop("runtime_s")
+    assert a == b

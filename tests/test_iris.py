@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from advtut.data import load_iris
+from advtut.iris import compare_moves, fit_logistic_regression, representatives, sweep_c
+
+
+def test_fit_reproduces_the_post():
+    iris = load_iris()
+    clf, model = fit_logistic_regression(iris.x, iris.y, C=1.0, max_iter=100)
+    assert clf.n_iter_[0] < 100  # converged: the post's max_iter=100 was not binding
+    assert float((model.predict(iris.x) == iris.y).double().mean()) == pytest.approx(145 / 150)
+
+
+def test_representatives_are_members_nearest_their_mean():
+    iris = load_iris()
+    idx, means = representatives(iris.x, iris.y)
+    assert iris.y[idx].tolist() == [0, 1, 2]
+    for k in range(3):
+        d = torch.linalg.vector_norm(iris.x[iris.y == k] - means[k], dim=1)
+        assert torch.linalg.vector_norm(iris.x[idx[k]] - means[k]) == d.min()
+
+
+def test_compare_moves_covers_every_other_class():
+    iris = load_iris()
+    _, model = fit_logistic_regression(iris.x, iris.y)
+    _, means = representatives(iris.x, iris.y)
+    table = compare_moves(model, means, ["a", "b", "c"], gd_outer_steps=10, gd_inner_steps=200)
+    assert len(table.target) == 6
+    assert (table.target != table.source_class).all()
+    assert (table.pairwise.distance <= table.exact.distance + 1e-12).all()
+    assert len(table.rows(iris.class_names)[0]) == 8
+
+
+def test_sweep_c_rejects_bad_c_and_reports_each_value():
+    iris = load_iris()
+    with pytest.raises(ValueError, match="C must be > 0"):
+        fit_logistic_regression(iris.x, iris.y, C=0)
+    rows = sweep_c(iris.x, iris.y, [0.1, 10.0], starts=iris.x[:2], probes=iris.x[:1],
+                   far_points=torch.tensor([[20.0, 20.0]], dtype=torch.float64))
+    assert [r["C"] for r in rows] == [0.1, 10.0]
+    assert rows[1]["weight_norm"] > rows[0]["weight_norm"]  # less regularization, larger weights

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from advtut.results import (check_results, entry, load_results, markdown_table, report_markdown,
+                            write_results)
+
+
+def _doc(rows, chapter="01_iris", profile="quick"):
+    return {"chapter": chapter, "profile": profile, "seed": 0, "device": "cpu", "runtime_s": 1.0,
+            "results": rows}
+
+
+def test_roundtrip_in_book_format(tmp_path):
+    rows = [entry("training accuracy", 0.9667, source=0.966, tol=0.001, unit="fraction", note="trunc")]
+    path = write_results(tmp_path / "r.json", chapter="01_iris", profile="quick", seed=0,
+                         device="cpu", runtime_s=12.345, results=rows)
+    doc = json.loads(path.read_text())
+    assert doc == {"chapter": "01_iris", "profile": "quick", "seed": 0, "device": "cpu",
+                   "runtime_s": 12.35, "results": [{"name": "training accuracy", "ours": 0.9667,
+                   "source": 0.966, "tol": 0.001, "unit": "fraction", "note": "trunc"}]}
+    assert load_results(path) == doc
+
+
+def test_check_results_uses_the_tolerance_and_exact_text():
+    rows = [entry("a", 0.9667, source=0.966, tol=0.001, note="n"),
+            entry("b", 0.95, source=0.966, tol=0.001, note="n"),
+            entry("c", "setosa", source="setosa", tol=0, note="n"),
+            entry("d", "virginica", source="setosa", tol=0, note="n"),
+            entry("e", 123.0, note="no source value")]
+    failures = check_results(_doc(rows))
+    assert len(failures) == 2 and "b" in failures[0] and "d" in failures[1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(source=1.0, tol=-1, note="n"), "tol must be >= 0"),
+    (dict(source=None, tol=0.1, note="n"), "needs numeric"),
+    (dict(source=1.0, tol=0.1), "needs a note"),
+    (dict(source="a", tol=0.5, note="n"), "equality"),
+])
+def test_entry_rejects_unjustified_or_malformed_tolerances(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        entry("x", 1.0 if "source" not in kwargs or not isinstance(kwargs["source"], str) else "a", **kwargs)
+
+
+def test_duplicate_names_are_rejected(tmp_path):
+    rows = [entry("a", 1), entry("a", 2)]
+    with pytest.raises(ValueError, match="unique"):
+        write_results(tmp_path / "r.json", chapter="c", profile="quick", seed=0, device="cpu",
+                      runtime_s=0, results=rows)
+
+
+def test_load_results_names_the_missing_field(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"chapter": "x"}))
+    with pytest.raises(ValueError, match="profile"):
+        load_results(tmp_path / "r.json")
+
+
+def test_report_puts_full_beside_quick():
+    quick = _doc([entry("acc", 0.9667, source=0.966, tol=0.001, note="n")])
+    full = _doc([entry("acc", 0.96, source=0.966, tol=0.001, note="n")], profile="full")
+    md = report_markdown({"01_iris": quick}, {"01_iris": full}, {"01_iris": "1. Iris", "02_x": "2. X"})
+    lines = [l for l in md.splitlines() if l.startswith("| acc")]
+    assert "quick" in lines[0] and "within tol" in lines[0]
+    assert "full" in lines[1] and "outside tol" in lines[1]
+    assert "No results were produced" in md.split("## 2. X")[1]
+
+
+def test_markdown_table_escapes_pipes():
+    assert markdown_table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
