@@ -46,8 +46,21 @@ def seed_everything(seed: int) -> None:
 
 
 def _figure_style() -> None:
-    """White, labelled, readable figures in both of the book's themes."""
+    """White, labelled, readable figures in both of the book's themes.
+
+    Inside a Jupyter kernel it also selects the inline backend, so that an ``MPLBACKEND``
+    setting inherited from the environment (``Agg`` in many CI setups) cannot hide the figures.
+    """
     import matplotlib
+
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
 
     matplotlib.rcParams.update({
         "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",

@@ -176,8 +176,9 @@ def report_markdown(quick: dict[str, dict], full: dict[str, dict], titles: dict[
             for profile, _ in docs:
                 r = by_name.get((profile, name))
                 if r is not None:
-                    rows.append([name, r["source"], r["ours"], r.get("tol"), r.get("unit", ""),
-                                 profile, _status(r), r.get("note", "")])
+                    unit = f" ({r['unit']})" if r.get("unit") else ""
+                    rows.append([name + unit, r["source"], r["ours"], r.get("tol"), profile,
+                                 _status(r), r.get("note", "")])
         out.append("\n" + markdown_table(
-            ["quantity", "source", "ours", "tol", "unit", "profile", "status", "note"], rows) + "\n")
+            ["quantity", "source", "ours", "tol", "profile", "status", "note"], rows) + "\n")
     return "\n".join(out)

@@ -47,6 +47,15 @@ def test_executed_copy_is_ready_for_the_book(executed):
     assert "widgets" not in nb.metadata  # widget state cannot render offline
 
 
+def test_every_figure_cell_shows_its_figure(executed):
+    _, notebook, _ = executed
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "plt.show()" in cell.source:
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert images, f"cell {cell.source[:60]!r} drew no image (is a non-inline backend set?)"
+
+
 def test_recorded_full_results_are_well_formed():
     for path in sorted((ROOT / "results" / "full").glob("*.json")):
         doc = load_results(path)
