@@ -29,7 +29,8 @@ import torch
 
 from advtut.linear import LinearSoftmax
 
-__all__ = ["MinimalMove", "exact_minimal_move", "pairwise_lower_bound", "minimal_move_gd"]
+__all__ = ["MinimalMove", "exact_minimal_move", "exact_minimal_move_box", "pairwise_lower_bound",
+           "minimal_move_gd"]
 
 
 @dataclass(frozen=True)
@@ -187,3 +188,53 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
         feasible = h(z).max(1).values <= tol
     r = z - x
     return MinimalMove(z, r, torch.linalg.vector_norm(r, dim=1), feasible)
+
+
+def exact_minimal_move_box(model: LinearSoftmax, x, target, *, lo: float = 0.0, hi: float = 1.0,
+                           tol: float = 1e-10) -> MinimalMove:
+    """Exact smallest L2 move into the target's region *inside the box* ``[lo, hi]^d``.
+
+    The convex QP ``min 1/2 ||z - x||^2  s.t.  A z + c >= 0,  lo <= z <= hi`` (``A``, ``c``: the
+    target's ``K - 1`` ties) is solved through its dual, which has one variable per tie:
+
+        z(lam) = clip(x + A^T lam, lo, hi),   maximize  q(lam) = 1/2||z - x||^2 - lam.(A z + c)
+
+    over ``lam >= 0``. ``q`` is concave and continuously differentiable (gradient ``-(A z + c)``),
+    so scipy's L-BFGS-B solves it to ``tol`` in a few dozen steps even for thousands of pixels;
+    strong duality makes ``z(lam*)`` the primal optimum. ``x``: ``(N, d)`` inside the box;
+    ``feasible`` is False where the target cannot be reached inside the box (the dual is
+    unbounded). Used as the reference optimum for the L-BFGS attack (Szegedy et al.'s
+    ``D(x, l)`` for a linear softmax model).
+    """
+    import numpy as np
+    from scipy.optimize import minimize
+
+    x, target = _check(model, x, target)
+    if not lo < hi:
+        raise ValueError(f"the box needs lo < hi, got lo={lo}, hi={hi}")
+    if (x < lo).any() or (x > hi).any():
+        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, max {float(x.max()):.4g}")
+    W, b = model.weight.numpy(), model.bias.numpy()
+    out, ok = [], []
+    for xn, t in zip(x.numpy(), target.tolist()):
+        others = [j for j in range(len(W)) if j != t]
+        A, c = W[t] - W[others], b[t] - b[others]
+        if (A @ xn + c >= 0).all():
+            out.append(xn.copy())
+            ok.append(True)
+            continue
+
+        def neg_dual(lam):
+            z = np.clip(xn + A.T @ lam, lo, hi)
+            g = A @ z + c
+            return -(0.5 * np.sum((z - xn) ** 2) - lam @ g), g  # minimize -q; grad of -q is g
+
+        res = minimize(neg_dual, np.zeros(len(others)), jac=True, method="L-BFGS-B",
+                       bounds=[(0, None)] * len(others),
+                       options={"ftol": 1e-15, "gtol": tol, "maxiter": 10_000, "maxcor": 30})
+        z = np.clip(xn + A.T @ res.x, lo, hi)
+        out.append(z)
+        ok.append(bool((A @ z + c).min() >= -1e-6 * max(1.0, np.abs(A).max())))
+    x_new = torch.as_tensor(np.stack(out), dtype=torch.float64)
+    r = x_new - x
+    return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1), torch.tensor(ok))

@@ -1,0 +1,284 @@
+"""Box-constrained L-BFGS adversarial examples (Szegedy et al., 2014, section 4.1).
+
+The paper approximates ``D(x, l)``, the closest image to ``x`` in ``[0, 1]^m`` that the
+classifier labels ``l``, by minimizing
+
+    c * |r| + loss_f(x + r, l)    subject to    x + r in [0, 1]^m
+
+with box-constrained L-BFGS, and searching over ``c > 0``. :func:`lbfgs_attack` does exactly
+this for a batch: every example is its own problem with its own ``c``, and all of them are solved
+together as tensors on the model's device.
+
+- ``|r|`` is ``||r||_2`` by default (the norm the paper minimizes); ``norm="l2_squared"`` uses
+  ``||r||_2^2`` instead (smooth at ``r = 0``). ``loss_f`` is the cross-entropy of the logits.
+- The box is handled as L-BFGS-B does: variables at a bound whose gradient pushes outwards are
+  held fixed (the active set), the quasi-Newton direction is computed on the free variables,
+  and the step is projected back onto the box inside a backtracking (Armijo) line search. No
+  clipping happens after the fact.
+- The search over ``c``: a larger ``c`` weighs the distortion more, so the minimizer moves less;
+  the smallest distortion is reached at the *largest* ``c`` whose minimizer still has the target
+  label (the paper says "minimum c"; with the penalty on ``|r|`` it is the largest). Per example,
+  ``c`` is multiplied or divided by 10 until the target is reached at one value and missed at a
+  larger one, then bisected geometrically until the two differ by less than ``c_rel_tol``.
+
+Example::
+
+    result = lbfgs_attack(model, x, target)         # x: (N, 1, 28, 28) in [0, 1]
+    result.success.float().mean(), result.distortion.mean()
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AttackResult", "lbfgs_attack", "box_lbfgs", "penalty_objective", "distortion"]
+
+NORMS = ("l2", "l2_squared")
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """The outcome of an attack on ``N`` examples.
+
+    ``x_adv``: same shape and dtype as ``x``, inside [0, 1] (``x`` itself where the attack
+    failed); ``success``: bool ``(N,)``, the model labels ``x_adv`` as the target;
+    ``distortion``: ``(N,)`` ``sqrt(sum((x_adv - x)^2) / n)`` with ``n`` the number of pixels
+    (Szegedy et al., Table 1), 0 where the attack failed; ``c``: ``(N,)`` the penalty weight
+    whose minimizer was kept (NaN where none reached the target); ``n_iter``: ``(N,)`` L-BFGS
+    iterations summed over the search; ``n_solves``: ``(N,)`` values of ``c`` tried.
+    """
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    distortion: torch.Tensor
+    c: torch.Tensor
+    n_iter: torch.Tensor
+    n_solves: torch.Tensor
+
+
+def distortion(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Szegedy et al.'s measure ``sqrt(sum((x_adv - x)^2) / n)`` per example, ``(N,)``."""
+    diff = (x_adv - x).flatten(1)
+    return diff.pow(2).mean(1).sqrt()
+
+
+def penalty_objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c: torch.Tensor,
+                      *, norm: str = "l2"):
+    """The per-example objective ``z -> c * |z - x| + CE(model(z), target)``, ``(N,)``.
+
+    ``x``, ``z``: ``(N, m)`` flattened; the model sees them reshaped to ``x``'s original shape
+    by the caller's closure. Returned as a function of ``z`` (flattened) for :func:`box_lbfgs`.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+    def fun(z: torch.Tensor) -> torch.Tensor:
+        r2 = (z - x).pow(2).sum(1)
+        # sqrt(r2 + tiny): the L2 norm with gradient 0 (not NaN) at r = 0
+        pen = r2 if norm == "l2_squared" else torch.sqrt(r2 + 1e-30)
+        return c * pen + F.cross_entropy(model(z), target, reduction="none")
+
+    return fun
+
+
+def _value_and_grad(fun, z):
+    z = z.detach().requires_grad_(True)
+    f = fun(z)
+    (g,) = torch.autograd.grad(f.sum(), z)
+    return f.detach(), g.detach()
+
+
+@torch.no_grad()
+def _two_loop(g, free, S, Y, rho, valid, newest):
+    """L-BFGS direction ``-H g`` on the free variables; ``S, Y``: ``(h, N, m)``."""
+    h = S.shape[0]
+    q = g * free
+    order = [(newest - k) % h for k in range(h)]  # newest first
+    alphas = {}
+    for k in order:
+        a = rho[k] * (S[k] * q).sum(1) * valid[k]
+        q = q - a[:, None] * Y[k] * free
+        alphas[k] = a
+    # initial scaling from the newest valid pair; 1 / ||g|| where there is none
+    sy, yy = (S[newest] * Y[newest]).sum(1), (Y[newest] * Y[newest]).sum(1)
+    gamma = torch.where(valid[newest] > 0, sy / yy.clamp_min(1e-300),
+                        1.0 / torch.linalg.vector_norm(g * free, dim=1).clamp_min(1e-12))
+    r = gamma[:, None] * q
+    for k in reversed(order):
+        b = rho[k] * (Y[k] * r).sum(1) * valid[k]
+        r = r + S[k] * ((alphas[k] - b)[:, None]) * free
+    return -r * free
+
+
+def box_lbfgs(fun, z0: torch.Tensor, *, lo: float = 0.0, hi: float = 1.0, max_iter: int = 300,
+              history: int = 10, tol: float = 1e-5, max_backtracks: int = 30):
+    """Minimize ``N`` independent functions over the box ``[lo, hi]^m`` with projected L-BFGS.
+
+    ``fun``: ``(N, m) -> (N,)``, row ``i`` depending on row ``i`` only; ``z0``: ``(N, m)`` inside
+    the box. An example stops when its projected gradient ``z - clip(z - g)`` has max-norm below
+    ``tol``, when the line search cannot decrease it, or after ``max_iter`` iterations.
+    Returns ``(z, f, n_iter)`` with ``n_iter`` ``(N,)``.
+    """
+    n, m = z0.shape
+    z = z0.detach().clone()
+    f, g = _value_and_grad(fun, z)
+    S = torch.zeros(history, n, m, dtype=z.dtype, device=z.device)
+    Y = torch.zeros_like(S)
+    rho = torch.zeros(history, n, dtype=z.dtype, device=z.device)
+    valid = torch.zeros_like(rho)
+    newest = 0
+    running = torch.ones(n, dtype=torch.bool, device=z.device)
+    n_iter = torch.zeros(n, dtype=torch.long, device=z.device)
+    for _ in range(max_iter):
+        with torch.no_grad():
+            proj_grad = (z - (z - g).clamp(lo, hi)).abs().amax(1)
+            running &= proj_grad > tol
+        if not running.any():
+            break
+        with torch.no_grad():
+            # active set: at a bound with the gradient pushing outwards
+            free = ~(((z <= lo) & (g > 0)) | ((z >= hi) & (g < 0)))
+            free = free.to(z.dtype)
+            d = _two_loop(g, free, S, Y, rho, valid, newest)
+            slope = (g * d).sum(1)
+            bad = slope >= 0  # not a descent direction: restart from steepest descent
+            if bad.any():
+                d[bad] = -(g * free)[bad] / torch.linalg.vector_norm((g * free)[bad], dim=1,
+                                                                      keepdim=True).clamp_min(1e-12)
+                valid[:, bad] = 0
+            step = torch.ones(n, dtype=z.dtype, device=z.device)
+            accepted = ~running  # finished examples need no step
+            z_new = z.clone()
+            for _ in range(max_backtracks):
+                trial = (z + step[:, None] * d).clamp(lo, hi)
+                f_trial = fun(trial)
+                ok = ~accepted & (f_trial <= f + 1e-4 * (g * (trial - z)).sum(1))
+                z_new[ok] = trial[ok]
+                accepted |= ok
+                if accepted.all():
+                    break
+                step = torch.where(accepted, step, step * 0.5)
+            stalled = ~accepted  # no decrease found: stop these examples where they are
+            running &= ~stalled
+        f_new, g_new = _value_and_grad(fun, z_new)
+        with torch.no_grad():
+            upd = running
+            s, y = z_new - z, g_new - g
+            sy = (s * y).sum(1)
+            newest = (newest + 1) % history
+            keep = upd & (sy > 1e-10 * (y * y).sum(1).clamp_min(1e-300))
+            S[newest] = torch.where(keep[:, None], s, torch.zeros_like(s))
+            Y[newest] = torch.where(keep[:, None], y, torch.zeros_like(y))
+            rho[newest] = torch.where(keep, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
+            valid[newest] = keep.to(z.dtype)
+            z = torch.where(upd[:, None], z_new, z)
+            f = torch.where(upd, f_new, f)
+            g = torch.where(upd[:, None], g_new, g)
+            n_iter += upd.long()
+    return z, f, n_iter
+
+
+def _check_inputs(model, x, target):
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor (N, ...), got {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')}")
+    if x.ndim < 2:
+        raise ValueError(f"x must have a batch dimension: (N, ...), got shape {tuple(x.shape)}")
+    if not isinstance(target, torch.Tensor) or target.dtype != torch.long:
+        raise ValueError("target must be a long tensor of class indices, shape (N,)")
+    if target.shape != (x.shape[0],):
+        raise ValueError(f"expected target to have shape ({x.shape[0]},), got {tuple(target.shape)}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"x must lie in [0, 1]; got min {lo:.4g}, max {hi:.4g} for x of shape "
+                         f"{tuple(x.shape)}")
+    with torch.no_grad():
+        logits = model(x)
+    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(f"model must return logits of shape (N, K), got {tuple(logits.shape)}")
+    k = logits.shape[1]
+    if (target < 0).any() or (target >= k).any():
+        raise ValueError(f"target must be a class in [0, {k}), got values in "
+                         f"[{int(target.min())}, {int(target.max())}]")
+    same = logits.argmax(1) == target
+    if same.any():
+        raise ValueError(f"target equals the model's current label for {int(same.sum())} "
+                         f"example(s) (first at index {int(same.nonzero()[0])}): D(x, f(x)) = x, "
+                         f"there is nothing to attack; drop them or pick another target")
+
+
+def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, norm: str = "l2",
+                 c_init: float = 1.0, c_rel_tol: float = 0.01, c_min: float = 1e-6,
+                 c_max: float = 1e6, max_iter: int = 300, history: int = 10, tol: float = 1e-5,
+                 progress: bool = False) -> AttackResult:
+    """Szegedy et al.'s box-constrained L-BFGS attack, batched, with the search over ``c``.
+
+    ``model``: an ``nn.Module`` mapping ``x`` to logits ``(N, K)`` (put in eval mode by the
+    caller; it is not changed); ``x``: float ``(N, ...)`` in [0, 1]; ``target``: long ``(N,)``,
+    different from the model's current labels. ``norm``: ``"l2"`` (``c ||r||_2``, the paper's)
+    or ``"l2_squared"``. ``c`` starts at ``c_init`` and is bracketed by factors of 10 within
+    ``[c_min, c_max]``, then bisected until ``c_fail / c_success - 1 <= c_rel_tol``; each value
+    of ``c`` is a fresh L-BFGS solve from ``x`` (``max_iter``, ``history``, ``tol`` as in
+    :func:`box_lbfgs`). Returns an :class:`AttackResult` holding, per example, the successful
+    minimizer of smallest distortion.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not (0 < c_min <= c_init <= c_max) or not c_rel_tol > 0:
+        raise ValueError(f"need 0 < c_min <= c_init <= c_max and c_rel_tol > 0; got c_min={c_min}, "
+                         f"c_init={c_init}, c_max={c_max}, c_rel_tol={c_rel_tol}")
+    _check_inputs(model, x, target)
+    n, shape = x.shape[0], x.shape[1:]
+    flat = x.detach().flatten(1)
+
+    def net(z):  # (M, m) -> logits, in x's own shape
+        return model(z.view(-1, *shape))
+
+    dev, dt = x.device, flat.dtype
+    c = torch.full((n,), float(c_init), dtype=dt, device=dev)
+    c_ok = torch.zeros(n, dtype=dt, device=dev)            # largest c that reached the target
+    c_fail = torch.full((n,), math.inf, dtype=dt, device=dev)  # smallest c that missed it
+    best = flat.clone()
+    best_dist = torch.full((n,), math.inf, dtype=dt, device=dev)
+    best_c = torch.full((n,), math.nan, dtype=dt, device=dev)
+    n_iter = torch.zeros(n, dtype=torch.long, device=dev)
+    n_solves = torch.zeros(n, dtype=torch.long, device=dev)
+    todo = torch.ones(n, dtype=torch.bool, device=dev)
+    rounds = 0
+    while todo.any():
+        rounds += 1
+        idx = todo.nonzero().squeeze(1)
+        fun = penalty_objective(net, flat[idx], target[idx], c[idx], norm=norm)
+        z, _, it = box_lbfgs(fun, flat[idx], max_iter=max_iter, history=history, tol=tol)
+        with torch.no_grad():
+            hit = net(z).argmax(1) == target[idx]
+            dist = (z - flat[idx]).pow(2).sum(1).sqrt()
+        n_iter[idx] += it
+        n_solves[idx] += 1
+        better = hit & (dist < best_dist[idx])
+        best[idx[better]] = z[better]
+        best_dist[idx[better]] = dist[better]
+        best_c[idx[better]] = c[idx[better]]
+        c_ok[idx[hit]] = torch.maximum(c_ok[idx[hit]], c[idx[hit]])
+        c_fail[idx[~hit]] = torch.minimum(c_fail[idx[~hit]], c[idx[~hit]])
+        ci = c[idx]
+        lo_, hi_ = c_ok[idx], c_fail[idx]
+        nxt = torch.where(torch.isinf(hi_), ci * 10,                    # bracket upwards
+                          torch.where(lo_ == 0, ci / 10,                 # bracket downwards
+                                      torch.sqrt(lo_ * hi_)))           # geometric bisection
+        done = ((lo_ > 0) & torch.isfinite(hi_) & (hi_ / lo_.clamp_min(1e-300) - 1 <= c_rel_tol))
+        done |= (lo_ == 0) & (ci <= c_min)       # missed even at c_min: give up
+        done |= torch.isinf(hi_) & (ci >= c_max)  # reached even at c_max: keep that
+        c[idx] = nxt
+        todo[idx[done]] = False
+        if progress:
+            print(f"[lbfgs_attack] round {rounds}: {int(todo.sum())} of {n} still searching c")
+    success = torch.isfinite(best_dist)
+    x_adv = best.view_as(x).to(x.dtype)
+    return AttackResult(x_adv=x_adv, success=success,
+                        distortion=torch.where(success, distortion(x_adv, x), torch.zeros_like(best_dist)),
+                        c=best_c, n_iter=n_iter, n_solves=n_solves)

@@ -1,0 +1,128 @@
+"""The L-BFGS attack against exact references: the QP optimum on a linear model, scipy's
+L-BFGS-B on the same objective and c for a small network, and its invariants and errors."""
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from advtut.attacks.lbfgs import box_lbfgs, distortion, lbfgs_attack, penalty_objective
+from advtut.data import load_mnist
+from advtut.linear import LinearSoftmax
+from advtut.minimal_move import exact_minimal_move_box
+from advtut.models import FC, FC10
+from advtut.training import train_lbfgs
+
+
+@pytest.fixture(scope="module")
+def mnist_small(data_root):
+    train = load_mnist("train", root=data_root, download=False)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(train), generator=g)[:3000]
+    return train.x[idx], train.y[idx]
+
+
+@pytest.fixture(scope="module")
+def fc10(mnist_small):
+    torch.manual_seed(0)
+    x, y = mnist_small
+    model = FC10()
+    train_lbfgs(model, x, y, lambdas=1e-4, max_iter=150, progress=False)
+    return model
+
+
+def _random_targets(model, x, seed=1):
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    g = torch.Generator().manual_seed(seed)
+    return (pred + torch.randint(1, 10, (len(x),), generator=g)) % 10
+
+
+def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
+    x = mnist_small[0][:50]
+    target = _random_targets(fc10, x)
+    result = lbfgs_attack(fc10, x, target)
+    assert result.success.all()
+    lin = fc10[1]
+    exact = exact_minimal_move_box(LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double()),
+                                   x.flatten(1).double(), target)
+    assert exact.feasible.all()
+    ratio = result.distortion.double() / (exact.distance / 28.0)  # exact: ||r||_2; ours: ||r||_2 / sqrt(784)
+    assert ratio.min() >= 1 - 1e-4  # nothing beats the optimum
+    assert ratio.median() <= 1.02, f"median ratio {ratio.median():.4f}"
+
+
+def test_invariants(fc10, mnist_small):
+    x = mnist_small[0][:8].clone()
+    x_before = x.clone()
+    target = _random_targets(fc10, x, seed=2)
+    result = lbfgs_attack(fc10, x, target, norm="l2_squared")
+    assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
+    assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    assert torch.equal(x, x_before) and x.grad is None and not fc10.training
+    with torch.no_grad():
+        labels = fc10(result.x_adv).argmax(1)
+    assert torch.equal(labels == target, result.success)
+    torch.testing.assert_close(result.distortion, distortion(result.x_adv, x))
+    assert (result.c[result.success] > 0).all() and (result.n_solves >= 2).all()
+
+
+def test_box_lbfgs_matches_scipy_on_a_small_network(mnist_small):
+    torch.manual_seed(0)
+    x, y = mnist_small
+    net = FC((16,))
+    train_lbfgs(net, x[:1000], y[:1000], lambdas=1e-4, max_iter=60, progress=False)
+    net = net.double()
+    x0 = x[:4].double().flatten(1)
+    target = _random_targets(net, x[:4].double(), seed=3)
+    c = torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
+    fun = penalty_objective(net, x0, target, c)
+    z, f, _ = box_lbfgs(fun, x0, max_iter=1000, tol=1e-7)
+    for i in range(4):
+        one = penalty_objective(net, x0[i:i + 1], target[i:i + 1], c[i:i + 1])
+
+        def f_np(v):
+            t = torch.tensor(v, dtype=torch.float64).view(1, -1).requires_grad_(True)
+            val = one(t).sum()
+            val.backward()
+            return float(val), t.grad.numpy().ravel()
+
+        # scipy starts a hair inside the box (the L2 norm is not differentiable at r = 0)
+        start = (x0[i] + 1e-6 * torch.sign(0.5 - x0[i])).numpy()
+        ref = minimize(f_np, start, jac=True, method="L-BFGS-B", bounds=[(0, 1)] * 784,
+                       options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
+        assert float(f[i]) <= ref.fun + 1e-6 * max(1.0, abs(ref.fun)), (i, float(f[i]), ref.fun)
+
+
+def test_box_lbfgs_solves_a_box_constrained_quadratic_exactly():
+    # minimize ||z - a||^2 over [0, 1]^m: the answer is clip(a, 0, 1)
+    a = torch.tensor([[-0.5, 0.3, 1.7, 0.9], [2.0, -1.0, 0.5, 0.0]], dtype=torch.float64)
+    z, f, n_iter = box_lbfgs(lambda z: (z - a).pow(2).sum(1), torch.full_like(a, 0.5), tol=1e-12)
+    torch.testing.assert_close(z, a.clamp(0, 1), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda x, t: (x + 0.5, t), r"x must lie in \[0, 1\]; got min .* for x of shape \(4, 1, 28, 28\)"),
+    (lambda x, t: (x, t[:3]), r"expected target to have shape \(4,\), got \(3,\)"),
+    (lambda x, t: (x, t.float()), "long tensor"),
+    (lambda x, t: (x, torch.full_like(t, 10)), r"target must be a class in \[0, 10\)"),
+    (lambda x, t: (x[0], t), "batch dimension|shape"),
+])
+def test_bad_input_is_a_clear_value_error(fc10, mnist_small, make, match):
+    x = mnist_small[0][:4]
+    bad_x, bad_t = make(x, _random_targets(fc10, x))
+    with pytest.raises(ValueError, match=match):
+        lbfgs_attack(fc10, bad_x, bad_t)
+
+
+def test_target_equal_to_current_label_is_refused(fc10, mnist_small):
+    x = mnist_small[0][:4]
+    with torch.no_grad():
+        same = fc10(x).argmax(1)
+    with pytest.raises(ValueError, match="current label"):
+        lbfgs_attack(fc10, x, same)
+
+
+def test_unknown_norm(fc10, mnist_small):
+    x = mnist_small[0][:2]
+    with pytest.raises(ValueError, match="norm must be one of"):
+        lbfgs_attack(fc10, x, _random_targets(fc10, x), norm="linf")
