@@ -71,23 +71,25 @@ def penalty_objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c
     """The per-example objective ``z -> c * |z - x| + CE(model(z), target)``, ``(N,)``.
 
     ``x``, ``z``: ``(N, m)`` flattened; the model sees them reshaped to ``x``'s original shape
-    by the caller's closure. Returned as a function of ``z`` (flattened) for :func:`box_lbfgs`.
+    by the caller's closure. Returned as a function ``fun(z, rows=None)`` for :func:`box_lbfgs`:
+    with ``rows`` (long indices), ``z`` holds only those examples.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
-    def fun(z: torch.Tensor) -> torch.Tensor:
-        r2 = (z - x).pow(2).sum(1)
+    def fun(z: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        xr, tr, cr = (x, target, c) if rows is None else (x[rows], target[rows], c[rows])
+        r2 = (z - xr).pow(2).sum(1)
         # sqrt(r2 + tiny): the L2 norm with gradient 0 (not NaN) at r = 0
         pen = r2 if norm == "l2_squared" else torch.sqrt(r2 + 1e-30)
-        return c * pen + F.cross_entropy(model(z), target, reduction="none")
+        return cr * pen + F.cross_entropy(model(z), tr, reduction="none")
 
     return fun
 
 
-def _value_and_grad(fun, z):
+def _value_and_grad(fun, z, rows):
     z = z.detach().requires_grad_(True)
-    f = fun(z)
+    f = fun(z, rows)
     (g,) = torch.autograd.grad(f.sum(), z)
     return f.detach(), g.detach()
 
@@ -118,67 +120,74 @@ def box_lbfgs(fun, z0: torch.Tensor, *, lo: float = 0.0, hi: float = 1.0, max_it
               history: int = 10, tol: float = 1e-5, max_backtracks: int = 30):
     """Minimize ``N`` independent functions over the box ``[lo, hi]^m`` with projected L-BFGS.
 
-    ``fun``: ``(N, m) -> (N,)``, row ``i`` depending on row ``i`` only; ``z0``: ``(N, m)`` inside
-    the box. An example stops when its projected gradient ``z - clip(z - g)`` has max-norm below
-    ``tol``, when the line search cannot decrease it, or after ``max_iter`` iterations.
-    Returns ``(z, f, n_iter)`` with ``n_iter`` ``(N,)``.
+    ``fun(z, rows)``: ``z`` ``(R, m)`` holds the examples ``rows`` (long ``(R,)``); returns their
+    values ``(R,)``, each depending on its own row only. ``z0``: ``(N, m)`` inside the box. An
+    example stops when its projected gradient ``z - clip(z - g)`` has max-norm below ``tol``,
+    when the line search cannot decrease it, or after ``max_iter`` iterations; each iteration
+    works on the examples still running only. Returns ``(z, f, n_iter)``, ``n_iter`` ``(N,)``.
     """
     n, m = z0.shape
+    dev = z0.device
     z = z0.detach().clone()
-    f, g = _value_and_grad(fun, z)
-    S = torch.zeros(history, n, m, dtype=z.dtype, device=z.device)
+    every = torch.arange(n, device=dev)
+    f, g = _value_and_grad(fun, z, every)
+    S = torch.zeros(history, n, m, dtype=z.dtype, device=dev)
     Y = torch.zeros_like(S)
-    rho = torch.zeros(history, n, dtype=z.dtype, device=z.device)
+    rho = torch.zeros(history, n, dtype=z.dtype, device=dev)
     valid = torch.zeros_like(rho)
     newest = 0
-    running = torch.ones(n, dtype=torch.bool, device=z.device)
-    n_iter = torch.zeros(n, dtype=torch.long, device=z.device)
+    running = torch.ones(n, dtype=torch.bool, device=dev)
+    n_iter = torch.zeros(n, dtype=torch.long, device=dev)
     for _ in range(max_iter):
         with torch.no_grad():
             proj_grad = (z - (z - g).clamp(lo, hi)).abs().amax(1)
             running &= proj_grad > tol
         if not running.any():
             break
+        act = running.nonzero().squeeze(1)
+        za, ga, fa = z[act], g[act], f[act]
         with torch.no_grad():
             # active set: at a bound with the gradient pushing outwards
-            free = ~(((z <= lo) & (g > 0)) | ((z >= hi) & (g < 0)))
-            free = free.to(z.dtype)
-            d = _two_loop(g, free, S, Y, rho, valid, newest)
-            slope = (g * d).sum(1)
-            bad = slope >= 0  # not a descent direction: restart from steepest descent
+            free = (~(((za <= lo) & (ga > 0)) | ((za >= hi) & (ga < 0)))).to(z.dtype)
+            Sa, Ya, rhoa, va = S[:, act], Y[:, act], rho[:, act], valid[:, act]
+            d = _two_loop(ga, free, Sa, Ya, rhoa, va, newest)
+            bad = (ga * d).sum(1) >= 0  # not a descent direction: restart from steepest descent
             if bad.any():
-                d[bad] = -(g * free)[bad] / torch.linalg.vector_norm((g * free)[bad], dim=1,
-                                                                      keepdim=True).clamp_min(1e-12)
-                valid[:, bad] = 0
-            step = torch.ones(n, dtype=z.dtype, device=z.device)
-            accepted = ~running  # finished examples need no step
-            z_new = z.clone()
+                gf = (ga * free)[bad]
+                d[bad] = -gf / torch.linalg.vector_norm(gf, dim=1, keepdim=True).clamp_min(1e-12)
+                valid[:, act[bad]] = 0
+            step = torch.ones(len(act), dtype=z.dtype, device=dev)
+            accepted = torch.zeros(len(act), dtype=torch.bool, device=dev)
+            z_new = za.clone()
             for _ in range(max_backtracks):
-                trial = (z + step[:, None] * d).clamp(lo, hi)
-                f_trial = fun(trial)
-                ok = ~accepted & (f_trial <= f + 1e-4 * (g * (trial - z)).sum(1))
-                z_new[ok] = trial[ok]
-                accepted |= ok
+                pending = (~accepted).nonzero().squeeze(1)
+                trial = (za[pending] + step[pending, None] * d[pending]).clamp(lo, hi)
+                f_trial = fun(trial, act[pending])
+                ok = f_trial <= fa[pending] + 1e-4 * (ga[pending] * (trial - za[pending])).sum(1)
+                z_new[pending[ok]] = trial[ok]
+                accepted[pending[ok]] = True
                 if accepted.all():
                     break
-                step = torch.where(accepted, step, step * 0.5)
-            stalled = ~accepted  # no decrease found: stop these examples where they are
-            running &= ~stalled
-        f_new, g_new = _value_and_grad(fun, z_new)
+                step[pending[~ok]] *= 0.5
+        f_new, g_new = _value_and_grad(fun, z_new, act)
         with torch.no_grad():
-            upd = running
-            s, y = z_new - z, g_new - g
+            running[act[~accepted]] = False  # no decrease found: stop where they are
+            upd = accepted
+            s, y = z_new - za, g_new - ga
             sy = (s * y).sum(1)
             newest = (newest + 1) % history
             keep = upd & (sy > 1e-10 * (y * y).sum(1).clamp_min(1e-300))
-            S[newest] = torch.where(keep[:, None], s, torch.zeros_like(s))
-            Y[newest] = torch.where(keep[:, None], y, torch.zeros_like(y))
-            rho[newest] = torch.where(keep, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
-            valid[newest] = keep.to(z.dtype)
-            z = torch.where(upd[:, None], z_new, z)
-            f = torch.where(upd, f_new, f)
-            g = torch.where(upd[:, None], g_new, g)
-            n_iter += upd.long()
+            S[newest].zero_()
+            Y[newest].zero_()
+            rho[newest].zero_()
+            valid[newest].zero_()
+            S[newest, act[keep]] = s[keep]
+            Y[newest, act[keep]] = y[keep]
+            rho[newest, act[keep]] = 1.0 / sy[keep]
+            valid[newest, act[keep]] = 1.0
+            rows = act[upd]
+            z[rows], f[rows], g[rows] = z_new[upd], f_new[upd], g_new[upd]
+            n_iter[rows] += 1
     return z, f, n_iter
 
 
@@ -236,7 +245,7 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     flat = x.detach().flatten(1)
 
     def net(z):  # (M, m) -> logits, in x's own shape
-        return model(z.view(-1, *shape))
+        return model(z.reshape(-1, *shape))
 
     dev, dt = x.device, flat.dtype
     c = torch.full((n,), float(c_init), dtype=dt, device=dev)
