@@ -9,7 +9,9 @@ notebooks have no outputs; the book is built from executed copies:
    ``remove-cell`` and saved widget state is dropped (it cannot render offline);
 2. a staging folder ``_build/book-src`` mirrors the repository (``_config.yml``, ``_toc.yml``,
    ``book/``, ``notebooks/``) with the executed copies and the generated reproduction report;
-3. ``jupyter-book build`` turns it into ``_build/html`` with warnings as errors.
+3. ``jupyter-book build`` turns it into ``_build/html`` with warnings as errors. MathJax is
+   served from the book itself (fetched once from the npm registry) so the mathematics renders
+   offline; without npm the book falls back to MathJax's CDN.
 
 A chapter that fails stops the build with its name, the cell's index and the error. With
 ``reuse=True`` an executed copy is reused when its fingerprint (notebook, package sources,
@@ -175,6 +177,58 @@ def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter]) 
     return head + "\n" + report_markdown(ours, full, {c.id: c.title for c in chs})
 
 
+MATHJAX = "mathjax@3.2.2"  # Sphinx 7.4 loads MathJax 3's tex-mml-chtml.js
+
+
+def vendor_mathjax(build_dir: Path) -> Path | None:
+    """MathJax's ``es5`` folder from the npm registry, cached in ``_build/mathjax/es5``.
+
+    So that the book renders its mathematics without the internet (CI, offline readers).
+    ``npm pack`` checks the package against the registry's integrity hash; the archive is
+    unpacked with :func:`advtut.download.extract`. Returns None (the book then loads MathJax from
+    its CDN) when npm is missing or the registry cannot be reached.
+    """
+    from advtut.download import extract
+
+    dest = build_dir / "mathjax" / "es5"
+    if (dest / "tex-mml-chtml.js").is_file():
+        return dest
+    npm = shutil.which("npm")
+    if npm is None:
+        print("[book] npm not found: the book will load MathJax from its CDN")
+        return None
+    work = build_dir / "mathjax-pack"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        proc = subprocess.run([npm, "pack", MATHJAX, "--pack-destination", str(work), "--silent"],
+                              capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        proc = None
+    archives = sorted(work.glob("mathjax-*.tgz"))
+    if proc is None or proc.returncode != 0 or not archives:
+        why = "timed out" if proc is None else (proc.stderr.strip().splitlines() or ["no archive"])[-1]
+        print(f"[book] could not fetch {MATHJAX} from npm ({why}): MathJax will load from its CDN")
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    package = extract(archives[0], work, folder="package")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(package / "es5", dest)
+    shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def _use_local_mathjax(src: Path, es5: Path) -> None:
+    """Copy MathJax into the staged book's static files and point Sphinx at it."""
+    import yaml
+
+    shutil.copytree(es5, src / "book" / "_static" / "mathjax")
+    cfg_path = src / "_config.yml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg.setdefault("sphinx", {}).setdefault("config", {})["mathjax_path"] = "mathjax/tex-mml-chtml.js"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
 def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto",
                reuse: bool = False, root: str | os.PathLike | None = None) -> Path:
     """Execute every chapter and build the HTML book; returns ``_build/html/index.html``."""
@@ -195,6 +249,9 @@ def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto
     for ch in chs:
         shutil.copy2(_paths(ch, build_dir, profile)[0], src / "notebooks" / ch.path.name)
     (src / "book" / "report.md").write_text(_report_page(root, build_dir, profile, chs))
+    es5 = vendor_mathjax(build_dir)
+    if es5 is not None:
+        _use_local_mathjax(src, es5)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb if jb.exists() else "jupyter-book"), "build", str(src), "--path-output",
            str(root), "--all", "-W", "-n", "--keep-going"]

@@ -3,7 +3,8 @@
     python scripts/check_html.py _build/html --screenshots _build/screenshots
 
 For each HTML page (served from 127.0.0.1): it loads; every <img> has loaded (naturalWidth > 0,
-checked a second after load); no JavaScript error, no console error and no failed request,
+checked a second after load); its formulas are typeset when the book serves MathJax itself; no
+JavaScript error, no console error and no failed request,
 except, allowed by name, requests to hosts outside this machine (the CI has no internet) and
 favicon.ico. On chapter pages the Colab and Binder buttons must open the *source* notebook in the
 repository set in _config.yml. A full-page screenshot of each page is written. Exits 1 on any
@@ -98,6 +99,12 @@ def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[s
                 images = page.evaluate(
                     "Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
                 issues += [f"image did not load: {src[:120]}" for src, width in images if not width > 0]
+                math = page.evaluate("""() => ({
+                    spans: document.querySelectorAll('.math').length,
+                    typeset: document.querySelectorAll('mjx-container').length,
+                    local: Array.from(document.scripts).some(s => s.src.includes('_static/mathjax/'))})""")
+                if math["spans"] and math["local"] and not math["typeset"]:
+                    issues.append(f"{math['spans']} formulas but MathJax typeset none")
                 if page_name.startswith("notebooks/"):
                     hrefs = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
                     for want in _expected_launch_links(repo_root, page_name):
