@@ -84,16 +84,26 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(cache) / "advtut"
 
 
-def _missing(dataset: str, folder: Path, url: str, root: Path, why: str = "") -> DataNotFoundError:
-    where = (f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR)
-             else f"the default; set {ENV_VAR} to use another folder")
+def _missing(dataset: str, folder: Path, url: str, root: Path, why: str = "",
+             explicit_root: bool = False) -> DataNotFoundError:
+    if explicit_root:
+        where = f"the root= argument; without it, ${ENV_VAR} or the default"
+    elif os.environ.get(ENV_VAR):
+        where = f"from {ENV_VAR}={os.environ[ENV_VAR]}"
+    else:
+        where = f"the default; set {ENV_VAR} to use another folder"
+    hint = (f"  the download from {url} failed: {why}" if why
+            else f"  online, it downloads from {url} (pass download=True)")
     return DataNotFoundError(
         f"{dataset} was not found in {folder}.\n"
-        f"  data root: {root} ({where})\n"
-        f"  online, it downloads from {url} (pass download=True)\n"
+        f"  data root: {root} ({where})\n{hint}\n"
         f"  offline, copy it into the data root in its public layout"
-        + (f"\n  the download failed: {why}" if why else "")
     )
+
+
+def _check_max_per_class(max_per_class) -> None:
+    if max_per_class is not None and (isinstance(max_per_class, bool) or int(max_per_class) < 1):
+        raise ValueError(f"max_per_class must be a positive number of images or None, got {max_per_class!r}")
 
 
 def _check_split(split: str, allowed: tuple[str, ...]) -> None:
@@ -180,11 +190,12 @@ def _load_idx_dataset(cls_name: str, split: str, root, download: bool, mirrors, 
     raw = base / cls_name / "raw"
     if not _idx_complete(raw):
         if not download:
-            raise _missing(cls_name, raw, mirrors[0], base)
+            raise _missing(cls_name, raw, mirrors[0], base, explicit_root=root is not None)
         try:
             _fetch_idx(raw, mirrors, md5s)
         except DownloadError as err:
-            raise _missing(cls_name, raw, mirrors[0], base, why=str(err)) from None
+            raise _missing(cls_name, raw, mirrors[0], base, why=str(err),
+                           explicit_root=root is not None) from None
     tv = getattr(torchvision.datasets, cls_name)(str(base), train=split == "train", download=False)
     x = tv.data.unsqueeze(1).to(torch.float32).div_(255.0)  # (N, 1, 28, 28) in [0, 1]
     return Dataset(name=cls_name, split=split, x=x, y=tv.targets.to(torch.int64),
@@ -230,20 +241,21 @@ def _decode(paths: list[Path], size: int | None, desc: str) -> torch.Tensor:
 
 
 def _ensure_folder(name: str, base: Path, folder: str, complete, urls, archive: str,
-                   download: bool, **checksum) -> Path:
+                   download: bool, explicit_root: bool, **checksum) -> Path:
     path = base / folder
     if complete(path):
         return path
     if not download:
-        raise _missing(name, path, urls[0], base)
+        raise _missing(name, path, urls[0], base, explicit_root=explicit_root)
     try:
         arc = download_file(urls, base / archive, **checksum)
         extract(arc, base, folder=folder)
         arc.unlink()
     except DownloadError as err:
-        raise _missing(name, path, urls[0], base, why=str(err)) from None
+        raise _missing(name, path, urls[0], base, why=str(err), explicit_root=explicit_root) from None
     if not complete(path):
-        raise _missing(name, path, urls[0], base, why=f"{archive} did not hold a complete {folder}/")
+        raise _missing(name, path, urls[0], base, explicit_root=explicit_root,
+                       why=f"{archive} did not hold a complete {folder}/")
     return path
 
 
@@ -276,9 +288,10 @@ def load_flowers(split: str = "train", *, image_size: int = 128, val_fraction: f
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if image_size < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+    _check_max_per_class(max_per_class)
     base = data_root(root)
     folder = _ensure_folder("flower photos", base, "flower_photos", _flowers_complete,
-                            FLOWER_URLS, "flower_photos.tgz", download,
+                            FLOWER_URLS, "flower_photos.tgz", download, root is not None,
                             sha256=FLOWER_SHA256, size=FLOWER_SIZE)
     rng = np.random.default_rng(seed)
     paths, labels = [], []
@@ -315,9 +328,10 @@ def load_tiny_imagenet(split: str = "train", *, max_per_class: int | None = None
     lowest index in each class.
     """
     _check_split(split, ("train", "val"))
+    _check_max_per_class(max_per_class)
     base = data_root(root)
     folder = _ensure_folder("Tiny ImageNet", base, "tiny-imagenet-200", _tiny_complete, TINY_URLS,
-                            "tiny-imagenet-200.zip", download, md5=TINY_MD5)
+                            "tiny-imagenet-200.zip", download, root is not None, md5=TINY_MD5)
     wnids = (folder / "wnids.txt").read_text().split()
     index = {w: i for i, w in enumerate(wnids)}
     words = {}

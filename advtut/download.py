@@ -113,6 +113,7 @@ def download(
     urls = [urls] if isinstance(urls, str) else list(urls)
     errors: list[str] = []
     for url in urls:
+        resumed = part.exists()  # a .part left by an earlier run may be stale
         for attempt in range(retries):
             try:
                 _fetch_once(url, part, timeout=timeout, progress=progress)
@@ -128,6 +129,9 @@ def download(
                 return dest
             part.unlink(missing_ok=True)
             errors.append(f"{url}: {problem}")
+            if resumed:  # the stale partial file was the problem: start this mirror afresh
+                resumed = False
+                continue
             break  # a corrupt file from this mirror: try the next one
     raise DownloadError(
         f"could not download {dest.name}; tried:\n  " + "\n  ".join(errors)
@@ -168,6 +172,8 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, folder: 
     Raises :class:`UnsafeArchiveError` for a member that would escape, and ``FileNotFoundError``
     if the archive has no ``folder``.
     """
+    if not folder or folder in (".", "..") or "/" in folder or "\\" in folder:
+        raise ValueError(f"folder must be one folder name (not empty, '.', '..' or a path), got {folder!r}")
     archive, dest_dir = Path(archive), Path(dest_dir)
     final = dest_dir / folder
     tmp = dest_dir / f".{folder}.extracting"

@@ -145,9 +145,10 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
 
         L(z) = 1/2 ||z - x||^2 + 1/(2 rho) * sum_j (max(0, lam_j + rho h_j(z))^2 - lam_j^2)
 
-    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. With ``G = max_j ||grad h_j(x)||^2``,
-    ``rho`` defaults to ``10 / G`` (so the inner problem's condition number is about 11 whatever
-    the model's scale) and ``lr`` to ``1 / (1 + rho * G)``, the stable step for a linear model.
+    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. Each ``h_j`` is first divided by
+    ``||grad h_j(x)||`` (so every tie counts alike whatever the model's scale); ``rho`` defaults
+    to 10 and ``lr`` to ``1 / (1 + rho * min(K - 1, d))``, a stable step for a linear model with
+    every tie active.
     ``feasible``: ``max_j h_j(x_new) <= tol``.
     """
     x = torch.as_tensor(x, dtype=torch.float64)
@@ -160,19 +161,23 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
         raise ValueError(f"rho must be > 0 (or None) and outer_steps, inner_steps >= 1; got "
                          f"rho={rho}, outer_steps={outer_steps}, inner_steps={inner_steps}")
 
-    def h(z):  # (N, K): z_j - z_t, the target's own column is 0 and never binds
+    def raw_h(z):  # (N, K): z_j - z_t, the target's own column is 0 and never binds
         logits = model(z)
         if logits.ndim != 2 or logits.shape[0] != len(x) or (target >= logits.shape[1]).any():
             raise ValueError(f"model must return logits (N, K) with targets < K, got {tuple(logits.shape)}")
         return logits - logits.gather(1, target[:, None])
 
-    if rho is None or lr is None:
-        z = x.clone().requires_grad_(True)
-        hz = h(z)
-        grads = [torch.autograd.grad(hz[:, j].sum(), z, retain_graph=True)[0] for j in range(hz.shape[1])]
-        g2 = max(float(torch.stack([(g * g).sum(1) for g in grads]).max()), 1e-12)
-        rho = 10.0 / g2 if rho is None else rho
-        lr = 1.0 / (1.0 + rho * g2) if lr is None else lr
+    z = x.clone().requires_grad_(True)
+    hz = raw_h(z)
+    k = hz.shape[1]
+    norms = torch.stack([torch.linalg.vector_norm(torch.autograd.grad(hz[:, j].sum(), z, retain_graph=True)[0], dim=1)
+                         for j in range(k)], dim=1).clamp_min(1e-12)  # (N, K)
+
+    def h(z):  # the ties, each scaled to a unit gradient at x
+        return raw_h(z) / norms
+
+    rho = 10.0 if rho is None else rho
+    lr = 1.0 / (1.0 + rho * min(k - 1, x.shape[1])) if lr is None else lr
     lam = torch.zeros_like(h(x))
     z = x.clone()
     for _ in range(outer_steps):

@@ -57,7 +57,10 @@ def test_every_figure_cell_shows_its_figure(executed):
 
 
 def test_recorded_full_results_are_well_formed():
-    for path in sorted((ROOT / "results" / "full").glob("*.json")):
+    paths = sorted((ROOT / "results" / "full").glob("*.json"))
+    if not paths:
+        pytest.skip("no full-profile results recorded yet (they need a GPU run)")
+    for path in paths:
         doc = load_results(path)
         assert doc["profile"] == "full" and path.stem == doc["chapter"]
         assert check_results(doc) == []

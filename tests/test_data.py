@@ -107,8 +107,9 @@ def test_mnist_downloads_verifies_and_unpacks(http_files, tmp_path, data_root, m
 
 def test_download_failure_becomes_a_clear_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MNIST_MIRRORS", ("http://127.0.0.1:9/",))
-    with pytest.raises(DataNotFoundError, match="the download failed"):
+    with pytest.raises(DataNotFoundError, match="failed") as err:
         load_mnist("test", root=tmp_path)
+    assert "root= argument" in str(err.value) and "pass download=True" not in str(err.value)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -116,6 +117,8 @@ def test_download_failure_becomes_a_clear_data_error(tmp_path, monkeypatch):
     (lambda: load_flowers("test", download=False), "split must be one of"),
     (lambda: load_flowers(val_fraction=1.5, download=False), "val_fraction"),
     (lambda: load_iris(features=("petal colour",)), "features must be"),
+    (lambda: load_tiny_imagenet(max_per_class=0, download=False), "max_per_class"),
+    (lambda: load_flowers(max_per_class=-2, download=False), "max_per_class"),
 ])
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):

@@ -123,3 +123,19 @@ def test_extract_needs_the_named_folder(tmp_path):
     (tmp_path / "d.zip").write_bytes(_zip({"other/x.txt": b"x"}))
     with pytest.raises(FileNotFoundError, match="data"):
         extract(tmp_path / "d.zip", tmp_path / "root", folder="data")
+
+
+def test_a_stale_partial_file_is_discarded_and_the_download_restarts(http_files, tmp_path):
+    state, base = http_files
+    state.files["/a.bin"] = BODY
+    (tmp_path / "a.bin.part").write_bytes(b"garbage from another version" * 10)
+    download(base + "/a.bin", tmp_path / "a.bin", sha256=SHA, progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BODY
+    assert state.requests[0][1] is not None and state.requests[-1] == ("/a.bin", None)
+
+
+@pytest.mark.parametrize("folder", ["", ".", "..", "a/b"])
+def test_extract_needs_one_folder_name(tmp_path, folder):
+    (tmp_path / "d.zip").write_bytes(_zip({"data/x.txt": b"x"}))
+    with pytest.raises(ValueError, match="one folder name"):
+        extract(tmp_path / "d.zip", tmp_path / "root", folder=folder)

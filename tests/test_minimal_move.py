@@ -32,6 +32,13 @@ def test_pairwise_bound_lands_in_the_wrong_region_where_a_third_class_is_in_the_
     assert bool(b2.feasible[0])  # at (-3, 0) classes 0 and 2 tie at 0, class 1 scores -3
     e2 = exact_minimal_move(HAND, y, torch.tensor([2]))
     assert float(e2.distance[0]) == pytest.approx(1.0)
+    # from (3, 4) (class 2) to class 0: the foot point on the tie 2|0 (x2 = 0) is (3, 0), where
+    # class 1 wins; the true answer is the corner (0, 0) at distance 5
+    z = torch.tensor([[3.0, 4.0]], dtype=torch.float64)
+    b3 = pairwise_lower_bound(HAND, z, torch.tensor([0]))
+    e3 = exact_minimal_move(HAND, z, torch.tensor([0]))
+    assert not bool(b3.feasible[0]) and float(b3.distance[0]) == pytest.approx(4.0)
+    assert float(e3.distance[0]) == pytest.approx(5.0) and e3.active == ((1, 2),)
 
 
 def _scipy_projection(model, x, t):
@@ -62,6 +69,19 @@ def test_exact_matches_scipy_on_random_models(k, d):
         assert bound.distance[i] <= move.distance[i] + 1e-12
         if bound.feasible[i]:  # a feasible foot point is optimal: the bound is tight
             assert float(bound.distance[i]) == pytest.approx(float(move.distance[i]), abs=1e-9)
+
+
+@pytest.mark.parametrize("k, d, seed", [(6, 3, 0), (6, 3, 1), (5, 4, 2)])
+def test_gradient_descent_agrees_with_exact_for_more_classes(k, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    model = LinearSoftmax(torch.randn(k, d, generator=g, dtype=torch.float64),
+                          torch.randn(k, generator=g, dtype=torch.float64))
+    x = 2 * torch.randn(20, d, generator=g, dtype=torch.float64)
+    target = (model.predict(x) + 1) % k
+    exact = exact_minimal_move(model, x, target)
+    gd = minimal_move_gd(model.logits, x, target, outer_steps=60, inner_steps=400)
+    torch.testing.assert_close(gd.distance, exact.distance, atol=1e-7, rtol=0)
+    assert gd.feasible.all()
 
 
 def test_gradient_descent_agrees_with_exact():

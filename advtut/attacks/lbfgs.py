@@ -197,6 +197,10 @@ def _check_inputs(model, x, target):
                          f"{getattr(x, 'dtype', '')}")
     if x.ndim < 2:
         raise ValueError(f"x must have a batch dimension: (N, ...), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}): nothing to attack")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"x contains NaN or infinite values (shape {tuple(x.shape)})")
     if not isinstance(target, torch.Tensor) or target.dtype != torch.long:
         raise ValueError("target must be a long tensor of class indices, shape (N,)")
     if target.shape != (x.shape[0],):
@@ -240,6 +244,9 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     if not (0 < c_min <= c_init <= c_max) or not c_rel_tol > 0:
         raise ValueError(f"need 0 < c_min <= c_init <= c_max and c_rel_tol > 0; got c_min={c_min}, "
                          f"c_init={c_init}, c_max={c_max}, c_rel_tol={c_rel_tol}")
+    if history < 1 or max_iter < 1 or not tol > 0:
+        raise ValueError(f"need history >= 1, max_iter >= 1 and tol > 0; got history={history}, "
+                         f"max_iter={max_iter}, tol={tol}")
     _check_inputs(model, x, target)
     n, shape = x.shape[0], x.shape[1:]
     flat = x.detach().flatten(1)
@@ -280,9 +287,9 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
                           torch.where(lo_ == 0, ci / 10,                 # bracket downwards
                                       torch.sqrt(lo_ * hi_)))           # geometric bisection
         done = ((lo_ > 0) & torch.isfinite(hi_) & (hi_ / lo_.clamp_min(1e-300) - 1 <= c_rel_tol))
-        done |= (lo_ == 0) & (ci <= c_min)       # missed even at c_min: give up
-        done |= torch.isinf(hi_) & (ci >= c_max)  # reached even at c_max: keep that
-        c[idx] = nxt
+        done |= (lo_ == 0) & (ci <= c_min * (1 + 1e-9))       # missed even at c_min: give up
+        done |= torch.isinf(hi_) & (ci >= c_max * (1 - 1e-9))  # reached even at c_max: keep that
+        c[idx] = nxt.clamp(c_min, c_max)
         todo[idx[done]] = False
         if progress:
             print(f"[lbfgs_attack] round {rounds}: {int(todo.sum())} of {n} still searching c")

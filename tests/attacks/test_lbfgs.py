@@ -54,11 +54,14 @@ def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
 def test_invariants(fc10, mnist_small):
     x = mnist_small[0][:8].clone()
     x_before = x.clone()
+    grads_before = [None if p.grad is None else p.grad.clone() for p in fc10.parameters()]
     target = _random_targets(fc10, x, seed=2)
     result = lbfgs_attack(fc10, x, target, norm="l2_squared")
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
-    assert torch.equal(x, x_before) and x.grad is None and not fc10.training
+    assert torch.equal(x, x_before) and not fc10.training
+    for p, before in zip(fc10.parameters(), grads_before):  # the model's .grad is untouched
+        assert (p.grad is None and before is None) or torch.equal(p.grad, before)
     with torch.no_grad():
         labels = fc10(result.x_adv).argmax(1)
     assert torch.equal(labels == target, result.success)
@@ -105,7 +108,9 @@ def test_box_lbfgs_solves_a_box_constrained_quadratic_exactly():
     (lambda x, t: (x, t[:3]), r"expected target to have shape \(4,\), got \(3,\)"),
     (lambda x, t: (x, t.float()), "long tensor"),
     (lambda x, t: (x, torch.full_like(t, 10)), r"target must be a class in \[0, 10\)"),
-    (lambda x, t: (x[0], t), "batch dimension|shape"),
+    (lambda x, t: (x[0, 0, 0], t), "batch dimension"),
+    (lambda x, t: (x[:0], t[:0]), "empty batch"),
+    (lambda x, t: (torch.where(x > 0.5, torch.nan, x), t), "NaN"),
 ])
 def test_bad_input_is_a_clear_value_error(fc10, mnist_small, make, match):
     x = mnist_small[0][:4]
@@ -120,6 +125,15 @@ def test_target_equal_to_current_label_is_refused(fc10, mnist_small):
         same = fc10(x).argmax(1)
     with pytest.raises(ValueError, match="current label"):
         lbfgs_attack(fc10, x, same)
+
+
+def test_c_search_stays_inside_its_bounds(fc10, mnist_small):
+    x = mnist_small[0][:6]
+    result = lbfgs_attack(fc10, x, _random_targets(fc10, x, seed=4), c_init=3.0, c_min=0.1, c_max=30.0)
+    c = result.c[result.success]
+    assert ((c >= 0.1) & (c <= 30.0)).all()
+    with pytest.raises(ValueError, match="history"):
+        lbfgs_attack(fc10, x, _random_targets(fc10, x), history=0)
 
 
 def test_unknown_norm(fc10, mnist_small):
