@@ -168,8 +168,8 @@ def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: st
 def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter]) -> str:
     from advtut.results import load_results, report_markdown
 
-    ours = {c.id: load_results(_paths(c, build_dir, profile)[1]) for c in chs
-            if _paths(c, build_dir, profile)[1].is_file()}
+    json_paths = {c.id: _paths(c, build_dir, profile)[1] for c in chs}
+    ours = {cid: load_results(p) for cid, p in json_paths.items() if p.is_file()}
     full = {p.stem: load_results(p) for p in sorted((root / "results" / "full").glob("*.json"))}
     if profile == "full":  # a full build shows its own numbers; nothing to put beside them
         full, ours = {**full, **ours}, {}

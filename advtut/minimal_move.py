@@ -50,20 +50,27 @@ class MinimalMove:
     active: tuple[tuple[int, ...], ...] | None = None
 
 
-def _check(model: LinearSoftmax, x, target) -> tuple[torch.Tensor, torch.Tensor]:
+def _points_and_targets(x, target, *, d: int | None = None,
+                        k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` as float64 ``(N, d)`` (a single ``(d,)`` point allowed) and ``target`` as int64
+    ``(N,)`` (one int broadcast to all); ``d`` and ``k`` are checked where given."""
     x = torch.as_tensor(x, dtype=torch.float64)
     if x.ndim == 1:
         x = x.unsqueeze(0)
-    if x.ndim != 2 or x.shape[1] != model.n_features:
-        raise ValueError(f"x must have shape (N, {model.n_features}), got {tuple(x.shape)}")
+    if x.ndim != 2 or (d is not None and x.shape[1] != d):
+        raise ValueError(f"x must have shape (N, {d if d is not None else 'd'}), got {tuple(x.shape)}")
     target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
     if target.shape == (1,) and len(x) > 1:
         target = target.expand(len(x))
     if target.shape != (len(x),):
         raise ValueError(f"target must have shape ({len(x)},), got {tuple(target.shape)}")
-    if (target < 0).any() or (target >= model.n_classes).any():
-        raise ValueError(f"target must be a class in [0, {model.n_classes}), got {target.tolist()}")
+    if k is not None and ((target < 0).any() or (target >= k).any()):
+        raise ValueError(f"target must be a class in [0, {k}), got {target.tolist()}")
     return x, target
+
+
+def _check(model: LinearSoftmax, x, target) -> tuple[torch.Tensor, torch.Tensor]:
+    return _points_and_targets(x, target, d=model.n_features, k=model.n_classes)
 
 
 def _target_constraints(model: LinearSoftmax, t: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -151,12 +158,7 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
     every tie active.
     ``feasible``: ``max_j h_j(x_new) <= tol``.
     """
-    x = torch.as_tensor(x, dtype=torch.float64)
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (N, d), got {tuple(x.shape)}")
-    target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
-    if target.shape != (len(x),):
-        raise ValueError(f"target must have shape ({len(x)},), got {tuple(target.shape)}")
+    x, target = _points_and_targets(x, target)
     if (rho is not None and rho <= 0) or outer_steps < 1 or inner_steps < 1:
         raise ValueError(f"rho must be > 0 (or None) and outer_steps, inner_steps >= 1; got "
                          f"rho={rho}, outer_steps={outer_steps}, inner_steps={inner_steps}")
