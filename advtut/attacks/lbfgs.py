@@ -29,13 +29,14 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AttackResult", "lbfgs_attack", "box_lbfgs", "penalty_objective", "distortion"]
+__all__ = ["AttackResult", "lbfgs_attack", "refine_on_boundary", "box_lbfgs", "penalty_objective",
+           "distortion"]
 
 NORMS = ("l2", "l2_squared")
 
@@ -116,77 +117,92 @@ def _two_loop(g, free, S, Y, rho, valid, newest):
     return -r * free
 
 
+def _projected_gradient_norm(z, g, lo, hi):
+    return (z - (z - g).clamp(lo, hi)).abs().amax(1)
+
+
 def box_lbfgs(fun, z0: torch.Tensor, *, lo: float = 0.0, hi: float = 1.0, max_iter: int = 300,
-              history: int = 10, tol: float = 1e-5, max_backtracks: int = 30):
+              history: int = 10, tol: float = 1e-5, ftol: float | None = None,
+              max_backtracks: int = 20):
     """Minimize ``N`` independent functions over the box ``[lo, hi]^m`` with projected L-BFGS.
 
     ``fun(z, rows)``: ``z`` ``(R, m)`` holds the examples ``rows`` (long ``(R,)``); returns their
     values ``(R,)``, each depending on its own row only. ``z0``: ``(N, m)`` inside the box. An
-    example stops when its projected gradient ``z - clip(z - g)`` has max-norm below ``tol``,
-    when the line search cannot decrease it, or after ``max_iter`` iterations; each iteration
-    works on the examples still running only. Returns ``(z, f, n_iter)``, ``n_iter`` ``(N,)``.
+    example stops, as in scipy's L-BFGS-B, when its projected gradient ``z - clip(z - g)`` has
+    max-norm at most ``tol`` (``pgtol``), when a step lowers its value by a relative amount of at
+    most ``ftol`` (``factr * eps``; default ``max(2.2e-9, 10 eps)`` of ``z0``'s dtype, so float32
+    stops at its own precision), when the line search finds no decrease, or after ``max_iter``
+    iterations. Each iteration works on the examples still running only; every line-search trial
+    evaluates value and gradient together, so an accepted first step costs one forward and one
+    backward pass. Returns ``(z, f, n_iter)``, ``n_iter`` ``(N,)``.
     """
     n, m = z0.shape
-    dev = z0.device
+    dev, dt = z0.device, z0.dtype
+    if ftol is None:
+        ftol = max(2.2e-9, 10 * torch.finfo(dt).eps)
     z = z0.detach().clone()
     every = torch.arange(n, device=dev)
     f, g = _value_and_grad(fun, z, every)
-    S = torch.zeros(history, n, m, dtype=z.dtype, device=dev)
+    S = torch.zeros(history, n, m, dtype=dt, device=dev)
     Y = torch.zeros_like(S)
-    rho = torch.zeros(history, n, dtype=z.dtype, device=dev)
+    rho = torch.zeros(history, n, dtype=dt, device=dev)
     valid = torch.zeros_like(rho)
     newest = 0
-    running = torch.ones(n, dtype=torch.bool, device=dev)
+    running = _projected_gradient_norm(z, g, lo, hi) > tol
     n_iter = torch.zeros(n, dtype=torch.long, device=dev)
     for _ in range(max_iter):
-        with torch.no_grad():
-            proj_grad = (z - (z - g).clamp(lo, hi)).abs().amax(1)
-            running &= proj_grad > tol
-        if not running.any():
-            break
         act = running.nonzero().squeeze(1)
-        za, ga, fa = z[act], g[act], f[act]
+        if len(act) == 0:
+            break
+        everyone = len(act) == n
+        za, ga, fa = (z, g, f) if everyone else (z[act], g[act], f[act])
         with torch.no_grad():
             # active set: at a bound with the gradient pushing outwards
-            free = (~(((za <= lo) & (ga > 0)) | ((za >= hi) & (ga < 0)))).to(z.dtype)
-            Sa, Ya, rhoa, va = S[:, act], Y[:, act], rho[:, act], valid[:, act]
-            d = _two_loop(ga, free, Sa, Ya, rhoa, va, newest)
+            free = (~(((za <= lo) & (ga > 0)) | ((za >= hi) & (ga < 0)))).to(dt)
+            if everyone:
+                d = _two_loop(ga, free, S, Y, rho, valid, newest)
+            else:
+                d = _two_loop(ga, free, S[:, act], Y[:, act], rho[:, act], valid[:, act], newest)
             bad = (ga * d).sum(1) >= 0  # not a descent direction: restart from steepest descent
             if bad.any():
                 gf = (ga * free)[bad]
                 d[bad] = -gf / torch.linalg.vector_norm(gf, dim=1, keepdim=True).clamp_min(1e-12)
                 valid[:, act[bad]] = 0
-            step = torch.ones(len(act), dtype=z.dtype, device=dev)
-            accepted = torch.zeros(len(act), dtype=torch.bool, device=dev)
-            z_new = za.clone()
-            for _ in range(max_backtracks):
-                pending = (~accepted).nonzero().squeeze(1)
+        # backtracking (Armijo) line search along the projected path
+        step = torch.ones(len(act), dtype=dt, device=dev)
+        accepted = torch.zeros(len(act), dtype=torch.bool, device=dev)
+        z_new, f_new, g_new = za.clone(), fa.clone(), ga.clone()
+        pending = torch.arange(len(act), device=dev)
+        for _ in range(max_backtracks):
+            with torch.no_grad():
                 trial = (za[pending] + step[pending, None] * d[pending]).clamp(lo, hi)
-                f_trial = fun(trial, act[pending])
-                ok = f_trial <= fa[pending] + 1e-4 * (ga[pending] * (trial - za[pending])).sum(1)
-                z_new[pending[ok]] = trial[ok]
-                accepted[pending[ok]] = True
-                if accepted.all():
+            f_t, g_t = _value_and_grad(fun, trial, act[pending])
+            with torch.no_grad():
+                ok = f_t <= fa[pending] + 1e-4 * (ga[pending] * (trial - za[pending])).sum(1)
+                hit = pending[ok]
+                z_new[hit], f_new[hit], g_new[hit] = trial[ok], f_t[ok], g_t[ok]
+                accepted[hit] = True
+                pending = pending[~ok]
+                if len(pending) == 0:
                     break
-                step[pending[~ok]] *= 0.5
-        f_new, g_new = _value_and_grad(fun, z_new, act)
+                step[pending] *= 0.5
         with torch.no_grad():
-            running[act[~accepted]] = False  # no decrease found: stop where they are
-            upd = accepted
             s, y = z_new - za, g_new - ga
             sy = (s * y).sum(1)
             newest = (newest + 1) % history
-            keep = upd & (sy > 1e-10 * (y * y).sum(1).clamp_min(1e-300))
-            S[newest].zero_()
-            Y[newest].zero_()
-            rho[newest].zero_()
-            valid[newest].zero_()
+            keep = accepted & (sy > 1e-10 * (y * y).sum(1).clamp_min(1e-300))
+            for buf in (S[newest], Y[newest], rho[newest], valid[newest]):
+                buf.zero_()
             S[newest, act[keep]] = s[keep]
             Y[newest, act[keep]] = y[keep]
             rho[newest, act[keep]] = 1.0 / sy[keep]
             valid[newest, act[keep]] = 1.0
-            rows = act[upd]
-            z[rows], f[rows], g[rows] = z_new[upd], f_new[upd], g_new[upd]
+            scale = torch.maximum(torch.maximum(fa.abs(), f_new.abs()), torch.ones_like(fa))
+            stop = (~accepted) | ((fa - f_new) <= ftol * scale)
+            stop |= _projected_gradient_norm(z_new, g_new, lo, hi) <= tol
+            running[act[stop]] = False
+            rows = act[accepted]  # za, ga, fa may be views of z, g, f: write last
+            z[rows], f[rows], g[rows] = z_new[accepted], f_new[accepted], g_new[accepted]
             n_iter[rows] += 1
     return z, f, n_iter
 
@@ -224,9 +240,36 @@ def _check_inputs(model, x, target):
                          f"there is nothing to attack; drop them or pick another target")
 
 
+SOLVERS = ("batched", "scipy")
+
+
+def _scipy_solve(fun, z0: torch.Tensor, *, lo: float, hi: float, max_iter: int, history: int,
+                 tol: float):
+    """The reference: scipy's L-BFGS-B on each row of ``z0`` alone, in float64 (slow)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    out, n_iter = z0.detach().clone(), torch.zeros(len(z0), dtype=torch.long)
+    for i in range(len(z0)):
+        row = torch.tensor([i], device=z0.device)
+
+        def f_np(v):
+            z = torch.as_tensor(v, dtype=z0.dtype, device=z0.device).view(1, -1)
+            f, g = _value_and_grad(fun, z, row)
+            return float(f), g.double().cpu().numpy().ravel()
+
+        res = minimize(f_np, z0[i].double().cpu().numpy(), jac=True, method="L-BFGS-B",
+                       bounds=[(lo, hi)] * z0.shape[1],
+                       options={"maxiter": max_iter, "maxcor": history, "gtol": tol})
+        out[i] = torch.as_tensor(np.clip(res.x, lo, hi), dtype=z0.dtype, device=z0.device)
+        n_iter[i] = res.nit
+    return out, n_iter.to(z0.device)
+
+
 def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, norm: str = "l2",
                  c_init: float = 1.0, c_rel_tol: float = 0.01, c_min: float = 1e-6,
                  c_max: float = 1e6, max_iter: int = 300, history: int = 10, tol: float = 1e-5,
+                 refine: bool = False, solver: str = "batched",
                  progress: bool = False) -> AttackResult:
     """Szegedy et al.'s box-constrained L-BFGS attack, batched, with the search over ``c``.
 
@@ -236,11 +279,16 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     or ``"l2_squared"``. ``c`` starts at ``c_init`` and is bracketed by factors of 10 within
     ``[c_min, c_max]``, then bisected until ``c_fail / c_success - 1 <= c_rel_tol``; each value
     of ``c`` is a fresh L-BFGS solve from ``x`` (``max_iter``, ``history``, ``tol`` as in
-    :func:`box_lbfgs`). Returns an :class:`AttackResult` holding, per example, the successful
-    minimizer of smallest distortion.
+    :func:`box_lbfgs`). ``solver="scipy"`` solves each problem alone with scipy's L-BFGS-B (same
+    objective, same search over ``c``; the slow reference for tests and benchmarks).
+    ``refine=True`` then shortens every successful ``r`` with :func:`refine_on_boundary` (not in
+    the paper). Returns an :class:`AttackResult` holding, per example, the successful minimizer of
+    smallest distortion.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if not (0 < c_min <= c_init <= c_max) or not c_rel_tol > 0:
         raise ValueError(f"need 0 < c_min <= c_init <= c_max and c_rel_tol > 0; got c_min={c_min}, "
                          f"c_init={c_init}, c_max={c_max}, c_rel_tol={c_rel_tol}")
@@ -269,7 +317,11 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
         rounds += 1
         idx = todo.nonzero().squeeze(1)
         fun = penalty_objective(net, flat[idx], target[idx], c[idx], norm=norm)
-        z, _, it = box_lbfgs(fun, flat[idx], max_iter=max_iter, history=history, tol=tol)
+        if solver == "batched":
+            z, _, it = box_lbfgs(fun, flat[idx], max_iter=max_iter, history=history, tol=tol)
+        else:
+            z, it = _scipy_solve(fun, flat[idx], lo=0.0, hi=1.0, max_iter=max_iter,
+                                 history=history, tol=tol)
         with torch.no_grad():
             hit = net(z).argmax(1) == target[idx]
             dist = (z - flat[idx]).pow(2).sum(1).sqrt()
@@ -295,6 +347,92 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
             print(f"[lbfgs_attack] round {rounds}: {int(todo.sum())} of {n} still searching c")
     success = torch.isfinite(best_dist)
     x_adv = best.view_as(x).to(x.dtype)
-    return AttackResult(x_adv=x_adv, success=success,
-                        distortion=torch.where(success, distortion(x_adv, x), torch.zeros_like(best_dist)),
-                        c=best_c, n_iter=n_iter, n_solves=n_solves)
+    result = AttackResult(x_adv=x_adv, success=success,
+                          distortion=torch.where(success, distortion(x_adv, x), torch.zeros_like(best_dist)),
+                          c=best_c, n_iter=n_iter, n_solves=n_solves)
+    return refine_on_boundary(model, x, result, target) if refine else result
+
+
+def refine_on_boundary(model: nn.Module, x: torch.Tensor, result: AttackResult,
+                       target: torch.Tensor, *, outer_steps: int = 30, rho: float = 10.0,
+                       margin: float = 1e-5, max_iter: int = 200, tol: float = 1e-7) -> AttackResult:
+    """Shorten each successful ``r`` by moving along the decision boundary (not in the paper).
+
+    Solves ``min 1/2 ||z - x||_2^2  s.t.  logit_j(z) - logit_t(z) <= -margin (j != t), z in [0, 1]^m``
+    from ``result.x_adv`` with an augmented Lagrangian: ``outer_steps`` rounds of
+    :func:`box_lbfgs` on
+
+        1/2 ||z - x||^2 + 1/(2 rho) sum_j (max(0, lam_j + rho h_j(z))^2 - lam_j^2),
+
+    then ``lam_j <- max(0, lam_j + rho h_j(z))``. Each tie ``h_j`` is divided by the norm of its
+    gradient at the start (every tie then reads as a signed distance, in pixel units). For a
+    linear model the problem is the convex QP whose optimum is ``D(x, t)``, and this converges to
+    it; for a network it is a local improvement. An example keeps its refined point only where
+    the model labels it ``target`` and it is closer to ``x``; ``c``, ``n_iter``, ``n_solves`` are
+    carried over from ``result``. Shapes as in :func:`lbfgs_attack`.
+    """
+    if outer_steps < 1 or not rho > 0 or margin < 0:
+        raise ValueError(f"need outer_steps >= 1, rho > 0, margin >= 0; got outer_steps={outer_steps}, "
+                         f"rho={rho}, margin={margin}")
+    if result.x_adv.shape != x.shape:
+        raise ValueError(f"result.x_adv has shape {tuple(result.x_adv.shape)}, x has {tuple(x.shape)}")
+    shape = x.shape[1:]
+    idx = result.success.nonzero().squeeze(1)
+    if len(idx) == 0:
+        return result
+    x0 = x.detach().flatten(1)[idx]
+    z = result.x_adv.detach().flatten(1)[idx].clone()
+    t = target[idx]
+
+    def ties(v):  # (R, K): logit_j - logit_t (+ margin); the target's own column never binds
+        logits = model(v.reshape(-1, *shape))
+        h = logits - logits.gather(1, t[:, None]) + margin
+        return h.scatter(1, t[:, None], -math.inf)
+
+    zg = z.clone().requires_grad_(True)
+    h0 = ties(zg)
+    k = h0.shape[1]
+    norms = torch.ones_like(h0)
+    for j in range(k):
+        mask = t != j
+        if mask.any():
+            (gj,) = torch.autograd.grad(h0[:, j].masked_fill(~mask, 0).sum(), zg, retain_graph=True)
+            norms[:, j] = torch.linalg.vector_norm(gj, dim=1).clamp_min(1e-12)
+    norms = norms.detach()
+    lam = torch.zeros_like(norms)
+
+    for _ in range(outer_steps):
+        def fun(v, rows, lam=lam):
+            logits = model(v.reshape(-1, *shape))
+            tr = t[rows]
+            h = (logits - logits.gather(1, tr[:, None]) + margin) / norms[rows]
+            h = h.scatter(1, tr[:, None], -math.inf)
+            pen = (torch.clamp(lam[rows] + rho * h, min=0) ** 2 - lam[rows] ** 2).sum(1) / (2 * rho)
+            return 0.5 * (v - x0[rows]).pow(2).sum(1) + pen
+        z, _, _ = box_lbfgs(fun, z, max_iter=max_iter, tol=tol)
+        with torch.no_grad():
+            lam = torch.clamp(lam + rho * ties(z) / norms, min=0)
+    with torch.no_grad():
+        # the multipliers leave z a hair outside the target's region where the ties are not yet
+        # exactly met: bisect on the segment to the (successful) start, which stays in the box
+        start = result.x_adv.detach().flatten(1)[idx].to(z.dtype)
+        a_lo, a_hi = torch.zeros(len(z), dtype=z.dtype, device=z.device), torch.ones_like(z[:, 0])
+        hit = model(z.reshape(-1, *shape)).argmax(1) == t
+        a_hi[hit] = 0.0
+        for _ in range(40):
+            if bool(hit.all()):
+                break
+            mid = (a_lo + a_hi) / 2
+            ok = model((z + mid[:, None] * (start - z)).reshape(-1, *shape)).argmax(1) == t
+            a_hi = torch.where(ok & ~hit, mid, a_hi)
+            a_lo = torch.where(~ok & ~hit, mid, a_lo)
+        z = z + a_hi[:, None] * (start - z)
+        hit = model(z.reshape(-1, *shape)).argmax(1) == t
+        shorter = (z - x0).pow(2).sum(1) < (result.x_adv.flatten(1)[idx] - x0).pow(2).sum(1)
+        keep = hit & shorter
+    flat = result.x_adv.flatten(1).clone()
+    flat[idx[keep]] = z[keep].to(flat.dtype)
+    x_adv = flat.view_as(x)
+    return replace(result, x_adv=x_adv,
+                   distortion=torch.where(result.success, distortion(x_adv, x),
+                                          torch.zeros_like(result.distortion)))

@@ -5,7 +5,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from advtut.attacks.lbfgs import box_lbfgs, distortion, lbfgs_attack, penalty_objective
+import copy
+
+from advtut.attacks.lbfgs import (box_lbfgs, distortion, lbfgs_attack, penalty_objective,
+                                  refine_on_boundary)
 from advtut.data import load_mnist
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
@@ -49,6 +52,64 @@ def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
     ratio = result.distortion.double() / (exact.distance / 28.0)  # exact: ||r||_2; ours: ||r||_2 / sqrt(784)
     assert ratio.min() >= 1 - 1e-4  # nothing beats the optimum
     assert ratio.median() <= 1.02, f"median ratio {ratio.median():.4f}"
+
+
+def _exact_ratio(model, x, result, target):
+    lin = model[1]
+    exact = exact_minimal_move_box(LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double()),
+                                   x.flatten(1).double(), target)
+    assert exact.feasible.all()
+    return result.distortion.double() / (exact.distance / x[0].numel() ** 0.5)
+
+
+def test_refinement_reaches_the_exact_optimum_on_fc10(fc10, mnist_small):
+    model, x = copy.deepcopy(fc10).double(), mnist_small[0][:50].double()
+    target = _random_targets(model, x, seed=5)
+    faithful = lbfgs_attack(model, x, target)
+    refined = refine_on_boundary(model, x, faithful, target)
+    assert refined.success.all() and refined.x_adv.min() >= 0 and refined.x_adv.max() <= 1
+    with torch.no_grad():
+        assert (model(refined.x_adv).argmax(1) == target).all()
+    assert (refined.distortion <= faithful.distortion).all()
+    ratio = _exact_ratio(model, x, refined, target)
+    assert ratio.min() >= 1 - 1e-6
+    assert ratio.median() <= 1.003 and ratio.max() <= 1.01, (float(ratio.median()), float(ratio.max()))
+    # the option is the same computation
+    torch.testing.assert_close(lbfgs_attack(model, x[:5], target[:5], refine=True).distortion,
+                               refined.distortion[:5], rtol=1e-6, atol=0)
+
+
+def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
+    """The paper: 'exact for convex losses'. True for a binary linear model (the cross-entropy is a
+    function of the one margin), not for ten classes (softmax weights mix the ties differently
+    from the QP's multipliers), however finely c is bisected."""
+    x = mnist_small[0][:40].double()
+    ten = copy.deepcopy(fc10).double()
+    two = FC10(n_classes=2).double()
+    with torch.no_grad():  # 3 against 5, from the trained weights
+        two[1].weight.copy_(ten[1].weight[[3, 5]])
+        two[1].bias.copy_(ten[1].bias[[3, 5]])
+    t2 = 1 - two(x).argmax(1)
+    r2 = _exact_ratio(two, x, lbfgs_attack(two, x, t2, c_rel_tol=1e-5, tol=1e-9), t2)
+    assert r2.max() <= 1.001, float(r2.max())
+    t10 = _random_targets(ten, x, seed=6)
+    r10 = _exact_ratio(ten, x, lbfgs_attack(ten, x, t10, c_rel_tol=1e-5, tol=1e-9), t10)
+    assert r10.max() >= 1.01, float(r10.max())
+
+
+def test_batched_attack_matches_scipy_on_a_small_network(mnist_small):
+    torch.manual_seed(0)
+    x, y = mnist_small
+    net = FC((16,))
+    train_lbfgs(net, x[:1000], y[:1000], lambdas=1e-4, max_iter=60, progress=False)
+    net = net.double()
+    xs = x[:6].double()
+    target = _random_targets(net, xs, seed=7)
+    ours = lbfgs_attack(net, xs, target)
+    ref = lbfgs_attack(net, xs, target, solver="scipy")
+    assert ours.success.all() and ref.success.all()
+    ratio = ours.distortion / ref.distortion
+    assert ratio.max() <= 1.02 and ratio.min() >= 0.98, ratio
 
 
 def test_invariants(fc10, mnist_small):
