@@ -14,7 +14,7 @@ import torch
 from matplotlib.colors import ListedColormap
 
 __all__ = ["CLASS_COLORS", "Grid", "make_grid", "plot_points", "plot_regions", "plot_lines",
-           "plot_contours", "plot_confidence", "plot_moves", "plot_explorer_view"]
+           "plot_contours", "plot_confidence", "plot_moves", "plot_explorer_view", "image_pairs"]
 
 CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 
@@ -150,3 +150,25 @@ def plot_explorer_view(grid: Grid, pred, point, proba, class_names, *, feature_n
     bx.set_title(f"prediction: {class_names[int(p.argmax())]}")
     fig.tight_layout()
     return fig
+
+
+def image_pairs(ax, originals, distorted, *, n_rows: int = 2, title: str = "") -> None:
+    """Szegedy et al.'s Figure 7 layout: odd columns the originals, even columns their distorted
+    copies. ``originals``, ``distorted``: ``(M, 1, H, W)`` or ``(M, H, W)`` in [0, 1], ``M`` a
+    multiple of ``n_rows``; grey scale from 0 (black) to 1 (white), a thin white gap between pairs."""
+    a = np.asarray(originals, dtype=float).reshape(len(originals), *np.shape(originals)[-2:])
+    b = np.asarray(distorted, dtype=float).reshape(a.shape)
+    if len(a) % n_rows:
+        raise ValueError(f"{len(a)} images do not fill {n_rows} rows")
+    h, w = a.shape[1:]
+    per_row = len(a) // n_rows
+    canvas = np.ones((n_rows * (h + 2), per_row * (2 * w + 3)))
+    for i in range(len(a)):
+        r, c = divmod(i, per_row)
+        top, left = r * (h + 2), c * (2 * w + 3)
+        canvas[top:top + h, left:left + w] = a[i]
+        canvas[top:top + h, left + w:left + 2 * w] = b[i]
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)

@@ -66,10 +66,10 @@ def test_recorded_full_results_are_well_formed():
         assert check_results(doc) == []
 
 
-def test_iris_twice_with_the_same_seed_gives_identical_results(tmp_path, data_root):
-    (iris,) = [c for c in CHAPTERS if c.id == "01_iris"]
-    _, first = execute_chapter(iris, profile="quick", seed=0, reuse=True, root=ROOT)
-    _, second = execute_chapter(iris, profile="quick", seed=0, build_dir=tmp_path, root=ROOT)
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+def test_twice_with_the_same_seed_gives_identical_results(chapter, tmp_path, data_root):
+    _, first = execute_chapter(chapter, profile="quick", seed=0, reuse=True, root=ROOT)
+    _, second = execute_chapter(chapter, profile="quick", seed=0, build_dir=tmp_path, root=ROOT)
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     a.pop("runtime_s"), b.pop("runtime_s")
     assert a == b
