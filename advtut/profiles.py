@@ -26,10 +26,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         # n_untargeted: images per Figure 7 model also attacked towards all nine wrong labels.
         "quick": dict(n_train=10_000, max_iter=150, ae_images=5_000, ae_max_iter=100,
                       n_attack=200, n_attack_split=200, batch_size=500, n_untargeted=0,
-                      adv_rounds=2, adv_per_round=100, adv_max_iter=30, n_figure=10),
+                      adv_rounds=2, adv_per_round=100, adv_max_iter=30, n_figure=20),
         "full": dict(n_train=None, max_iter=3_000, ae_images=None, ae_max_iter=400,
                      n_attack=10_000, n_attack_split=10_000, batch_size=2_500, n_untargeted=1_000,
-                     adv_rounds=10, adv_per_round=2_000, adv_max_iter=200, n_figure=10),
+                     adv_rounds=10, adv_per_round=2_000, adv_max_iter=200, n_figure=20),
     },
 }
 

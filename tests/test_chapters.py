@@ -1,5 +1,5 @@
 """Each chapter executed in the quick profile: its results within the stated tolerances, its
-executed copy clean, and the Iris chapter deterministic.
+executed copy clean, and every chapter deterministic (run twice).
 
 The executed copies are the ones `make book` made in this run (reused when the notebook, the
 package and the parameters are unchanged; executed here otherwise, so `make test` alone works).
