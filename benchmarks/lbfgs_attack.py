@@ -34,10 +34,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the scipy reference runs its model there too)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of the batched attack (best kept)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
     if args.batch < 1:
         raise SystemExit(f"--batch must be >= 1, got {args.batch}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(args.seed)
     train = load_mnist("train")

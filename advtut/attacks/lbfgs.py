@@ -20,6 +20,14 @@ together as tensors on the model's device.
   label (the paper says "minimum c"; with the penalty on ``|r|`` it is the largest). Per example,
   ``c`` is multiplied or divided by 10 until the target is reached at one value and missed at a
   larger one, then bisected geometrically until the two differ by less than ``c_rel_tol``.
+  With ``c ||r||_2``, every ``c`` at or above the norm of the loss's gradient at ``x`` (over the
+  directions the box allows) has ``x`` itself as minimizer; those solves are booked without
+  iterations.
+- Fast on a CPU and a GPU alike: all examples share one L-BFGS state; when an example's solve
+  for one ``c`` stops, it restarts from ``x`` with its next ``c`` while the others go on, and each
+  step is one batched evaluation (a row that fails the line search halves its step at the next
+  step instead of holding the batch up). ``benchmarks/lbfgs_attack.py`` measures it against
+  scipy's L-BFGS-B run per example.
 
 Example::
 
@@ -95,26 +103,35 @@ def _value_and_grad(fun, z, rows):
     return f.detach(), g.detach()
 
 
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of two ``(N, m)`` tensors, ``(N,)``."""
+    return torch.linalg.vecdot(a, b)
+
+
 @torch.no_grad()
-def _two_loop(g, free, S, Y, rho, valid, newest):
-    """L-BFGS direction ``-H g`` on the free variables; ``S, Y``: ``(h, N, m)``."""
+def _two_loop(g, free, S, Y, rho, valid, newest, n_pairs):
+    """L-BFGS direction ``-H g`` on the free variables (``free``: 0/1 mask); ``S, Y``: ``(h, N, m)``.
+
+    ``H`` is built from the ``n_pairs`` newest pairs, each restricted to the free variables (an
+    example's discarded pairs have ``rho = 0`` and drop out). In-place updates, no temporaries.
+    """
     h = S.shape[0]
     q = g * free
-    order = [(newest - k) % h for k in range(h)]  # newest first
-    alphas = {}
+    order = [(newest - k) % h for k in range(n_pairs)]  # newest first
+    alphas = []
     for k in order:
-        a = rho[k] * (S[k] * q).sum(1) * valid[k]
-        q = q - a[:, None] * Y[k] * free
-        alphas[k] = a
+        a = rho[k] * _rowdot(S[k], q)
+        q.addcmul_(Y[k], a[:, None], value=-1).mul_(free)  # q stays on the free variables
+        alphas.append(a)
     # initial scaling from the newest valid pair; 1 / ||g|| where there is none
-    sy, yy = (S[newest] * Y[newest]).sum(1), (Y[newest] * Y[newest]).sum(1)
+    sy, yy = _rowdot(S[newest], Y[newest]), _rowdot(Y[newest], Y[newest])
     gamma = torch.where(valid[newest] > 0, sy / yy.clamp_min(1e-300),
                         1.0 / torch.linalg.vector_norm(g * free, dim=1).clamp_min(1e-12))
-    r = gamma[:, None] * q
-    for k in reversed(order):
-        b = rho[k] * (Y[k] * r).sum(1) * valid[k]
-        r = r + S[k] * ((alphas[k] - b)[:, None]) * free
-    return -r * free
+    r = q.mul_(gamma[:, None])
+    for k, a in zip(reversed(order), reversed(alphas)):
+        b = rho[k] * _rowdot(Y[k], r)
+        r.addcmul_(S[k], (a - b)[:, None]).mul_(free)
+    return r.neg_()
 
 
 def _projected_gradient_norm(z, g, lo, hi):
@@ -136,75 +153,133 @@ def box_lbfgs(fun, z0: torch.Tensor, *, lo: float = 0.0, hi: float = 1.0, max_it
     evaluates value and gradient together, so an accepted first step costs one forward and one
     backward pass. Returns ``(z, f, n_iter)``, ``n_iter`` ``(N,)``.
     """
-    n, m = z0.shape
-    dev, dt = z0.device, z0.dtype
-    if ftol is None:
-        ftol = max(2.2e-9, 10 * torch.finfo(dt).eps)
-    z = z0.detach().clone()
-    every = torch.arange(n, device=dev)
-    f, g = _value_and_grad(fun, z, every)
-    S = torch.zeros(history, n, m, dtype=dt, device=dev)
-    Y = torch.zeros_like(S)
-    rho = torch.zeros(history, n, dtype=dt, device=dev)
-    valid = torch.zeros_like(rho)
-    newest = 0
-    running = _projected_gradient_norm(z, g, lo, hi) > tol
-    n_iter = torch.zeros(n, dtype=torch.long, device=dev)
-    for _ in range(max_iter):
-        act = running.nonzero().squeeze(1)
+    state = _BoxLBFGS(fun, z0, lo=lo, hi=hi, max_iter=max_iter, history=history, tol=tol,
+                      ftol=ftol, max_backtracks=max_backtracks)
+    while state.step():
+        pass
+    return state.z, state.f, state.n_iter
+
+
+class _BoxLBFGS:
+    """``N`` projected L-BFGS runs as one state.
+
+    :meth:`step` makes one batched evaluation: every running row tries its current step; rows
+    whose trial passes the Armijo test move and get a new direction next time, the others halve
+    their step and try again at the next call (their line search runs *across* calls, so a few
+    rows backtracking never cost a batch a string of tiny evaluations). :meth:`restart` starts
+    some rows afresh (new start, history cleared) while the others go on, so that a search over
+    ``c`` never waits for a batch's slowest solve.
+    """
+
+    def __init__(self, fun, z0, *, lo, hi, max_iter, history, tol, ftol, max_backtracks):
+        n, m = z0.shape
+        self.fun, self.lo, self.hi, self.tol = fun, lo, hi, tol
+        self.max_iter, self.history, self.max_backtracks = max_iter, history, max_backtracks
+        dev, dt = z0.device, z0.dtype
+        self.ftol = max(2.2e-9, 10 * torch.finfo(dt).eps) if ftol is None else ftol
+        self.z = z0.detach().clone()
+        self.f, self.g = _value_and_grad(fun, self.z, torch.arange(n, device=dev))
+        self.S = torch.zeros(history, n, m, dtype=dt, device=dev)
+        self.Y = torch.zeros_like(self.S)
+        self.rho = torch.zeros(history, n, dtype=dt, device=dev)
+        self.valid = torch.zeros_like(self.rho)
+        self.newest, self.n_pairs = 0, 0
+        self.running = _projected_gradient_norm(self.z, self.g, lo, hi) > tol
+        self.n_iter = torch.zeros(n, dtype=torch.long, device=dev)  # all iterations, per row
+        self.it = torch.zeros(n, dtype=torch.long, device=dev)      # this run's, per row
+        self.d = torch.zeros_like(self.z)                            # current search direction
+        self.step_len = torch.ones(n, dtype=dt, device=dev)
+        self.backtracks = torch.zeros(n, dtype=torch.long, device=dev)
+        self.searching = torch.zeros(n, dtype=torch.bool, device=dev)  # mid line search
+
+    @torch.no_grad()
+    def restart(self, rows: torch.Tensor, z0_rows: torch.Tensor) -> None:
+        if len(rows) == 0:
+            return
+        self.z[rows] = z0_rows
+        for buf in (self.S, self.Y, self.rho, self.valid):
+            buf[:, rows] = 0
+        with torch.enable_grad():
+            f, g = _value_and_grad(self.fun, self.z[rows], rows)
+        self.f[rows], self.g[rows] = f, g
+        self.it[rows] = 0
+        self.searching[rows] = False
+        self.running[rows] = _projected_gradient_norm(self.z[rows], g, self.lo, self.hi) > self.tol
+
+    @torch.no_grad()
+    def _new_directions(self, rows: torch.Tensor) -> None:
+        z, g, lo, hi = self.z, self.g, self.lo, self.hi
+        S, Y, rho, valid = self.S, self.Y, self.rho, self.valid
+        n = z.shape[0]
+        zr, gr = z[rows], g[rows]
+        # active set: at a bound with the gradient pushing outwards
+        free = (~(((zr <= lo) & (gr > 0)) | ((zr >= hi) & (gr < 0)))).to(z.dtype)
+        if 2 * len(rows) >= n:  # most rows: work on all of them, mask the others
+            everyone = len(rows) == n
+            free_all = free if everyone else torch.zeros_like(z).index_copy_(0, rows, free)
+            d = _two_loop(g, free_all, S, Y, rho, valid, self.newest, self.n_pairs)
+            d = d if everyone else d[rows]
+        else:  # a few rows: gather their history
+            d = _two_loop(gr, free, S[:, rows], Y[:, rows], rho[:, rows], valid[:, rows],
+                          self.newest, self.n_pairs)
+        bad = _rowdot(gr, d) >= 0  # not a descent direction: restart from steepest descent
+        if bad.any():
+            gf = (gr * free)[bad]
+            d[bad] = -gf / torch.linalg.vector_norm(gf, dim=1, keepdim=True).clamp_min(1e-12)
+            valid[:, rows[bad]] = 0
+            rho[:, rows[bad]] = 0
+        self.d[rows] = d
+        self.step_len[rows] = 1.0
+        self.backtracks[rows] = 0
+        self.searching[rows] = True
+
+    def step(self) -> bool:
+        """One batched evaluation for every running row; False (nothing done) when none runs."""
+        act = self.running.nonzero().squeeze(1)
         if len(act) == 0:
-            break
-        everyone = len(act) == n
+            return False
+        fresh = act[~self.searching[act]]
+        if len(fresh):
+            self._new_directions(fresh)
+        z, g, f, lo, hi = self.z, self.g, self.f, self.lo, self.hi
+        everyone = len(act) == z.shape[0]
         za, ga, fa = (z, g, f) if everyone else (z[act], g[act], f[act])
         with torch.no_grad():
-            # active set: at a bound with the gradient pushing outwards
-            free = (~(((za <= lo) & (ga > 0)) | ((za >= hi) & (ga < 0)))).to(dt)
-            if everyone:
-                d = _two_loop(ga, free, S, Y, rho, valid, newest)
-            else:
-                d = _two_loop(ga, free, S[:, act], Y[:, act], rho[:, act], valid[:, act], newest)
-            bad = (ga * d).sum(1) >= 0  # not a descent direction: restart from steepest descent
-            if bad.any():
-                gf = (ga * free)[bad]
-                d[bad] = -gf / torch.linalg.vector_norm(gf, dim=1, keepdim=True).clamp_min(1e-12)
-                valid[:, act[bad]] = 0
-        # backtracking (Armijo) line search along the projected path
-        step = torch.ones(len(act), dtype=dt, device=dev)
-        accepted = torch.zeros(len(act), dtype=torch.bool, device=dev)
-        z_new, f_new, g_new = za.clone(), fa.clone(), ga.clone()
-        pending = torch.arange(len(act), device=dev)
-        for _ in range(max_backtracks):
-            with torch.no_grad():
-                trial = (za[pending] + step[pending, None] * d[pending]).clamp(lo, hi)
-            f_t, g_t = _value_and_grad(fun, trial, act[pending])
-            with torch.no_grad():
-                ok = f_t <= fa[pending] + 1e-4 * (ga[pending] * (trial - za[pending])).sum(1)
-                hit = pending[ok]
-                z_new[hit], f_new[hit], g_new[hit] = trial[ok], f_t[ok], g_t[ok]
-                accepted[hit] = True
-                pending = pending[~ok]
-                if len(pending) == 0:
-                    break
-                step[pending] *= 0.5
+            trial = (za + self.step_len[act, None] * self.d[act]).clamp(lo, hi)
+        f_t, g_t = _value_and_grad(self.fun, trial, act)
         with torch.no_grad():
-            s, y = z_new - za, g_new - ga
-            sy = (s * y).sum(1)
-            newest = (newest + 1) % history
-            keep = accepted & (sy > 1e-10 * (y * y).sum(1).clamp_min(1e-300))
-            for buf in (S[newest], Y[newest], rho[newest], valid[newest]):
+            s = trial - za
+            ok = f_t <= fa + 1e-4 * _rowdot(ga, s)
+            # rows that failed: halve the step for the next call, or give up
+            failed = act[~ok]
+            self.step_len[failed] *= 0.5
+            self.backtracks[failed] += 1
+            self.running[failed[self.backtracks[failed] >= self.max_backtracks]] = False
+            # rows that moved: a new (s, y) pair, the stopping tests, a new direction next call
+            y = g_t - ga
+            sy = _rowdot(s, y)
+            self.newest = (self.newest + 1) % self.history
+            self.n_pairs = min(self.n_pairs + 1, self.history)
+            k = self.newest
+            keep = ok & (sy > 1e-10 * _rowdot(y, y).clamp_min(1e-300))
+            for buf in (self.S[k], self.Y[k], self.rho[k], self.valid[k]):
                 buf.zero_()
-            S[newest, act[keep]] = s[keep]
-            Y[newest, act[keep]] = y[keep]
-            rho[newest, act[keep]] = 1.0 / sy[keep]
-            valid[newest, act[keep]] = 1.0
-            scale = torch.maximum(torch.maximum(fa.abs(), f_new.abs()), torch.ones_like(fa))
-            stop = (~accepted) | ((fa - f_new) <= ftol * scale)
-            stop |= _projected_gradient_norm(z_new, g_new, lo, hi) <= tol
-            running[act[stop]] = False
-            rows = act[accepted]  # za, ga, fa may be views of z, g, f: write last
-            z[rows], f[rows], g[rows] = z_new[accepted], f_new[accepted], g_new[accepted]
-            n_iter[rows] += 1
-    return z, f, n_iter
+            self.S[k, act[keep]] = s[keep]
+            self.Y[k, act[keep]] = y[keep]
+            self.rho[k, act[keep]] = 1.0 / sy[keep]
+            self.valid[k, act[keep]] = 1.0
+            moved = act[ok]
+            fo, fn = fa[ok], f_t[ok]
+            scale = torch.maximum(torch.maximum(fo.abs(), fn.abs()), torch.ones_like(fo))
+            stop = (fo - fn) <= self.ftol * scale
+            stop |= _projected_gradient_norm(trial[ok], g_t[ok], lo, hi) <= self.tol
+            z[moved], f[moved], g[moved] = trial[ok], fn, g_t[ok]  # written after reading za, fa
+            self.n_iter[moved] += 1
+            self.it[moved] += 1
+            self.searching[moved] = False
+            stop |= self.it[moved] >= self.max_iter
+            self.running[moved[stop]] = False
+        return True
 
 
 def _check_inputs(model, x, target):
@@ -312,16 +387,19 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     n_iter = torch.zeros(n, dtype=torch.long, device=dev)
     n_solves = torch.zeros(n, dtype=torch.long, device=dev)
     todo = torch.ones(n, dtype=torch.bool, device=dev)
-    rounds = 0
-    while todo.any():
-        rounds += 1
-        idx = todo.nonzero().squeeze(1)
-        fun = penalty_objective(net, flat[idx], target[idx], c[idx], norm=norm)
-        if solver == "batched":
-            z, _, it = box_lbfgs(fun, flat[idx], max_iter=max_iter, history=history, tol=tol)
-        else:
-            z, it = _scipy_solve(fun, flat[idx], lo=0.0, hi=1.0, max_iter=max_iter,
-                                 history=history, tol=tol)
+    # With c ||r||_2, x itself is the minimizer for every c at or above the norm of the loss's
+    # gradient at x over the directions the box allows (the subgradient of c ||r|| at r = 0 is
+    # the ball of radius c): those solves need no iterations and end at x, missing the target.
+    c_stay = torch.full((n,), math.inf, dtype=dt, device=dev)
+    if norm == "l2":
+        with torch.enable_grad():
+            z0 = flat.detach().clone().requires_grad_(True)
+            (g0,) = torch.autograd.grad(F.cross_entropy(net(z0), target, reduction="sum"), z0)
+        movable = ~(((flat <= 0) & (g0 > 0)) | ((flat >= 1) & (g0 < 0)))
+        c_stay = torch.linalg.vector_norm(g0 * movable, dim=1)
+
+    def record(idx, z, it):
+        """Book one finished solve per row of ``idx``; returns the rows whose search is done."""
         with torch.no_grad():
             hit = net(z).argmax(1) == target[idx]
             dist = (z - flat[idx]).pow(2).sum(1).sqrt()
@@ -343,8 +421,39 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
         done |= torch.isinf(hi_) & (ci >= c_max * (1 - 1e-9))  # reached even at c_max: keep that
         c[idx] = nxt.clamp(c_min, c_max)
         todo[idx[done]] = False
-        if progress:
-            print(f"[lbfgs_attack] round {rounds}: {int(todo.sum())} of {n} still searching c")
+        return done
+
+    if solver == "scipy":  # one example after the other, each through its whole search
+        while todo.any():
+            idx = todo.nonzero().squeeze(1)
+            z, it = flat[idx].clone(), torch.zeros(len(idx), dtype=torch.long, device=dev)
+            run = (c[idx] < c_stay[idx]).nonzero().squeeze(1)
+            fun = penalty_objective(net, flat[idx[run]], target[idx[run]], c[idx[run]], norm=norm)
+            z[run], it[run] = _scipy_solve(fun, flat[idx[run]], lo=0.0, hi=1.0, max_iter=max_iter,
+                                           history=history, tol=tol)
+            record(idx, z, it)
+    else:
+        # every example in one L-BFGS state; when its solve for one c stops, it is booked and
+        # restarted from x with the next c while the others go on (c is read at each call)
+        fun = penalty_objective(net, flat, target, c, norm=norm)
+        state = _BoxLBFGS(fun, flat, lo=0.0, hi=1.0, max_iter=max_iter, history=history,
+                          tol=tol, ftol=None, max_backtracks=20)
+        state.running &= c < c_stay
+        steps = 0
+        while True:
+            finished = todo & ~state.running
+            if finished.any():
+                idx = finished.nonzero().squeeze(1)
+                done = record(idx, state.z[idx].clone(), state.it[idx].clone())
+                again = idx[~done]
+                state.restart(again, flat[again])
+                state.running[again] &= c[again] < c_stay[again]
+            if not todo.any():
+                break
+            state.step()
+            steps += 1
+            if progress and steps % 50 == 0:
+                print(f"[lbfgs_attack] {steps} iterations: {int(todo.sum())} of {n} still searching c")
     success = torch.isfinite(best_dist)
     x_adv = best.view_as(x).to(x.dtype)
     result = AttackResult(x_adv=x_adv, success=success,
