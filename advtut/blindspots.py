@@ -80,14 +80,17 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 def train_model(spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, *, max_iter: int,
                 ae_max_iter: int = 400, ae_images: int | None = None, data_loss: str = "mean",
-                progress: bool = True) -> nn.Module:
+                device: torch.device | str | None = None, progress: bool = True) -> nn.Module:
     """Build and train ``spec`` on ``x`` ``(N, 1, 28, 28)``, ``y`` ``(N,)``; returns it in eval mode.
 
     ``max_iter``: L-BFGS iterations (it stops earlier at convergence). For AE400-10 the sparse
     autoencoder gets ``ae_max_iter`` iterations on the first ``ae_images`` images (all if None),
-    then the softmax alone is trained on the frozen features with ``max_iter``.
+    then the softmax alone is trained on the frozen features with ``max_iter``. Training (full
+    batch) runs on ``device`` (default: ``x``'s), where the returned model lives.
     """
-    model = build_model(spec)
+    device = x.device if device is None else torch.device(device)
+    x, y = x.to(device), y.to(device)
+    model = build_model(spec).to(device)
     if spec.kind != "ae":
         train_lbfgs(model, x, y, lambdas=spec.lambdas, max_iter=max_iter, data_loss=data_loss,
                     progress=progress)
@@ -273,7 +276,9 @@ def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: 
     if rounds < 1 or per_round < 1 or max_iter < 1:
         raise ValueError(f"need rounds, per_round, max_iter >= 1; got {rounds}, {per_round}, {max_iter}")
     g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
     control, adv = copy.deepcopy(model), copy.deepcopy(model)
+    x, y = x.cpu(), y.cpu()
     pool_x, pool_y = x[:0], y[:0]
     errs_c, errs_a = [], []
     for r in range(rounds):
@@ -286,9 +291,10 @@ def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: 
         if pool_max is not None and len(pool_x) > pool_max:
             keep = torch.randperm(len(pool_x), generator=g)[:pool_max]
             pool_x, pool_y = pool_x[keep], pool_y[keep]
-        train_lbfgs(adv, torch.cat([x, pool_x]), torch.cat([y, pool_y]), lambdas=spec.lambdas,
-                    max_iter=max_iter, progress=progress)
-        train_lbfgs(control, x, y, lambdas=spec.lambdas, max_iter=max_iter, progress=progress)
+        train_lbfgs(adv, torch.cat([x, pool_x]).to(dev), torch.cat([y, pool_y]).to(dev),
+                    lambdas=spec.lambdas, max_iter=max_iter, progress=progress)
+        train_lbfgs(control, x.to(dev), y.to(dev), lambdas=spec.lambdas, max_iter=max_iter,
+                    progress=progress)
         errs_c.append(error_rate(control, x_test, y_test))
         errs_a.append(error_rate(adv, x_test, y_test))
     return AdversarialTraining(errs_c[-1], errs_a[-1], len(pool_x), tuple(errs_c), tuple(errs_a))
