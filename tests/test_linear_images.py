@@ -1,0 +1,124 @@
+"""Chapter 2's pieces against exact references: the source's toy numbers, the affine form of the
+pixel softmax, the L-infinity LP against the two-class closed form, template fooling, smoothness."""
+import math
+
+import pytest
+import torch
+
+from advtut.linear import LinearSoftmax
+from advtut.linear_images import (PixelSoftmax, fool_with_template, min_perturbation_linf, resize,
+                                  smoothness, toy_example, topk_accuracy, train_softmax,
+                                  two_class_bounds)
+from advtut.minimal_move import exact_minimal_move_box
+
+
+def test_toy_example_is_the_sources():
+    toy = toy_example()
+    assert toy.score == -3 and toy.score_ad == 2
+    assert round(toy.p, 4) == 0.0474 and round(toy.p_ad, 2) == 0.88
+    assert toy.x_ad.tolist() == [1.5, -1.5, 3.5, -2.5, 2.5, 1.5, 1.5, -3.5, 4.5, 1.5]
+    assert toy.score_ad - toy.score == 0.5 * abs(toy.w).sum()
+
+
+def _model(k=5, shape=(3, 4, 4), scale=255.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = math.prod(shape)
+    m = PixelSoftmax(d, k, scale=scale, mean=torch.rand(d, generator=g) * scale, init_std=0.0)
+    with torch.no_grad():
+        m.linear.weight.copy_(torch.randn(k, d, generator=g) * 1e-3)
+        m.linear.bias.copy_(torch.randn(k, generator=g))
+    return m.double()
+
+
+def test_affine_form_gives_the_same_scores():
+    m = _model()
+    x = torch.rand(7, 3, 4, 4, dtype=torch.float64)
+    aff = m.affine()
+    torch.testing.assert_close(x.flatten(1) @ aff.weight.T + aff.bias, m(x))
+    assert m.templates((3, 4, 4)).shape == (5, 3, 4, 4)
+
+
+def test_linf_lp_equals_the_closed_form_for_two_classes_inside_the_box():
+    g = torch.Generator().manual_seed(1)
+    d = 40
+    model = LinearSoftmax(torch.randn(2, d, generator=g, dtype=torch.float64),
+                          torch.tensor([0.3, 0.0], dtype=torch.float64))
+    x = 0.4 + 0.2 * torch.rand(6, d, generator=g, dtype=torch.float64)  # far from the box's faces
+    scores = x @ model.weight.T + model.bias
+    target = 1 - scores.argmax(1)
+    t = min_perturbation_linf(model, x, target)
+    l2, linf = two_class_bounds(model, x, target)
+    assert (linf < 0.4).all()  # so the box never binds and the closed form is exact
+    torch.testing.assert_close(t, linf, rtol=1e-6, atol=1e-9)
+    exact = exact_minimal_move_box(model, x, target)
+    torch.testing.assert_close(exact.distance, l2, rtol=1e-5, atol=1e-8)
+
+
+def test_linf_lp_with_many_classes_is_feasible_and_above_the_bound():
+    g = torch.Generator().manual_seed(2)
+    d, k = 30, 6
+    model = LinearSoftmax(torch.randn(k, d, generator=g, dtype=torch.float64),
+                          torch.randn(k, generator=g, dtype=torch.float64))
+    x = torch.rand(5, d, generator=g, dtype=torch.float64)
+    pred = (x @ model.weight.T + model.bias).argmax(1)
+    target = (pred + 1) % k
+    t = min_perturbation_linf(model, x, target)
+    _, bound = two_class_bounds(model, x, target)
+    assert (t >= bound - 1e-9).all()
+    # any feasible perturbation bounds the optimum from above: the exact L2 optimum is one
+    l2 = exact_minimal_move_box(model, x, target)
+    assert l2.feasible.all()
+    assert (t <= l2.r.abs().amax(1) + 1e-7).all() and (t > 0).all()
+    with pytest.raises(ValueError, match=r"x must be \(N, d\)"):
+        min_perturbation_linf(model, x[0], target[:1])
+
+
+def test_template_fooling_reaches_the_confidence_at_the_smallest_step():
+    m = _model(k=4, scale=1.0)
+    with torch.no_grad():
+        m.linear.weight.mul_(500)
+    x = torch.rand(6, 3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    pred = m(x).argmax(1)
+    target = (pred + 1) % 4
+    res = fool_with_template(m, x, target, confidence=0.9, alpha_max=1.0)
+    assert res.reached.any()
+    ok = res.reached
+    assert (res.p_target[ok] >= 0.9).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    # a hair less step does not reach it
+    again = fool_with_template(m, x[ok], target[ok], confidence=0.9, alpha_max=1.0)
+    torch.testing.assert_close(again.alpha, res.alpha[ok])
+    a = m.templates((3, 4, 4))[target[ok]]
+    a = a / a.flatten(1).abs().amax(1).view(-1, 1, 1, 1)
+    below = (x[ok] + 0.999 * res.alpha[ok].view(-1, 1, 1, 1) * a).clamp(0, 1)
+    assert (m(below).softmax(1).gather(1, target[ok, None]).squeeze(1) < 0.9).all()
+    torch.testing.assert_close(res.linf[ok], (res.x_adv[ok] - x[ok]).flatten(1).abs().amax(1))
+
+
+def test_smoothness_is_one_for_noise_and_small_for_smooth_images():
+    g = torch.Generator().manual_seed(4)
+    noise = torch.randn(3, 3, 32, 32, generator=g)
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(3, 3, 32, 32)
+    assert ((smoothness(noise) - 1).abs() < 0.05).all()
+    assert (smoothness(ramp) < 0.01).all()
+    torch.testing.assert_close(smoothness(7 * noise), smoothness(noise))
+
+
+def test_training_lowers_the_loss_and_a_huge_rate_diverges():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(200, 3, 8, 8, generator=g)
+    y = (x[:, 1].mean((1, 2)) > x[:, 0].mean((1, 2))).long()  # "green" images
+    m = PixelSoftmax(192, 2, scale=255.0, mean=255 * x.flatten(1).mean(0), init_std=1e-4)
+    log = train_softmax(m, x, y, lr=1e-4, weight_decay=0.0, epochs=20, batch_size=50, progress=False)
+    assert abs(log.initial_loss - math.log(2)) < 0.05 and not log.diverged
+    assert topk_accuracy(m, x, y, ks=(1,))[1] > 0.9
+    bad = PixelSoftmax(192, 2, scale=255.0, mean=255 * x.flatten(1).mean(0), init_std=1e-4)
+    log = train_softmax(bad, x, y, lr=1e3, weight_decay=0.0, epochs=5, optimizer="sgd", progress=False)
+    assert log.diverged or max(log.losses) > 1e3
+    with pytest.raises(ValueError, match="optimizer"):
+        train_softmax(m, x, y, lr=1e-3, weight_decay=0, epochs=1, optimizer="lbfgs")
+
+
+def test_resize_averages_blocks():
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(resize(x, 4), x.unfold(2, 2, 2).unfold(3, 2, 2).mean((-1, -2)))
