@@ -29,7 +29,7 @@ from advtut.linear import LinearSoftmax
 
 __all__ = ["ToyExample", "toy_example", "PixelSoftmax", "TrainLog", "train_softmax",
            "topk_accuracy", "smoothness", "FoolResult", "fool_with_template",
-           "min_perturbation_linf", "two_class_bounds", "resize"]
+           "min_perturbation_linf", "two_class_bounds", "resize", "channel_bias", "show_templates"]
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,14 @@ class TrainLog:
 
 def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: float,
                   weight_decay: float, epochs: int, batch_size: int = 256,
-                  optimizer: str = "adam", seed: int = 0, max_steps: int | None = None,
-                  progress: bool = True) -> TrainLog:
+                  optimizer: str = "adam", momentum: float = 0.0, anneal: bool = False, seed: int = 0,
+                  max_steps: int | None = None, progress: bool = True) -> TrainLog:
     """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1], ``y`` ``(N,)``.
 
     Loss: mean cross-entropy + ``weight_decay / 2 * ||W||^2`` (Caffe's weight decay; the bias is
-    not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (plain, as in the source's lessons).
+    not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (with ``momentum``; Caffe's default is
+0.9; 0 for the plain steps of the source's lessons). ``anneal``: the learning rate falls
+linearly to 0 over the run (so the last steps do not leave optimizer noise in the weights).
     Batches are drawn in a seeded order; runs on the model's device; stops early at
     ``max_steps`` or when the loss diverges. Leaves the model in eval mode.
     """
@@ -121,13 +123,18 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
         raise ValueError(f"need lr > 0, weight_decay >= 0, epochs >= 1, batch_size >= 1; got lr={lr}, "
                          f"weight_decay={weight_decay}, epochs={epochs}, batch_size={batch_size}")
     dev = model.mean.device
-    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    total = epochs * math.ceil(len(x) / batch_size)
+    total = total if max_steps is None else min(total, max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, 1 - k / total) if anneal else 1.0)
     g = torch.Generator().manual_seed(seed)
     losses, initial, diverged = [], None, False
     model.train()
     steps = 0
-    total = epochs * math.ceil(len(x) / batch_size)
-    with tqdm(total=total if max_steps is None else min(total, max_steps), desc="softmax",
+    with tqdm(total=total, desc="softmax",
               disable=not progress, mininterval=2.0) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=g)
@@ -144,6 +151,7 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                sched.step()
                 losses.append(float(loss.detach()))
                 steps += 1
                 bar.update(1)
@@ -252,7 +260,9 @@ def min_perturbation_linf(model: LinearSoftmax, x: torch.Tensor, target: torch.T
 
         min t  s.t.  (a_t - a_j).(x + r) + c_t - c_j >= margin (j != t),  |r_i| <= t,  0 <= x + r <= 1
 
-    is solved with scipy's HiGHS. Returns ``t`` ``(N,)`` (inf where the box forbids it).
+    is solved with scipy's HiGHS. Returns ``t`` ``(N,)`` (inf where the box forbids it). Exact but
+    slow in this form for large problems: at 12,288 pixels and 200 classes one example takes
+    minutes (the ``2d`` rows for ``|r_i| <= t``), so chapter 2 needs a faster formulation.
     """
     from scipy.optimize import linprog
     from scipy.sparse import csr_matrix, hstack, identity, vstack
@@ -301,3 +311,20 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     return F.interpolate(x, size=(size, size), mode="area").clamp(0, 1)
+
+
+def channel_bias(templates: torch.Tensor) -> torch.Tensor:
+    """How much each template favours each colour: the mean weight of each channel minus the mean
+    of the other two, ``(K, 3)`` (positive green and negative red and blue: "counts green")."""
+    m = templates.double().mean((2, 3))               # (K, 3)
+    return m - (m.sum(1, keepdim=True) - m) / 2
+
+
+def show_templates(ax, templates: torch.Tensor, *, title: str = "") -> None:
+    """One template as an RGB image, each min-max scaled to [0, 1] (the source's rendering)."""
+    t = templates.double()
+    t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-300)
+    ax.imshow(t.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
