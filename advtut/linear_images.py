@@ -172,7 +172,7 @@ def topk_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ks=(1, 
     for i in range(0, len(x), batch_size):
         top = model(x[i:i + batch_size].to(dev)).topk(max(ks), dim=1).indices.cpu()
         for k in ks:
-            hits[k] += int((top[:, :k] == y[i:i + batch_size, None]).any(1).sum())
+            hits[k] += int((top[:, :k] == y[i:i + batch_size, None].cpu()).any(1).sum())
     return {k: hits[k] / len(x) for k in ks}
 
 
@@ -269,15 +269,15 @@ def min_perturbation_linf(model: LinearSoftmax, x: torch.Tensor, target: torch.T
 
     if x.ndim != 2 or target.shape != (len(x),):
         raise ValueError(f"x must be (N, d) and target (N,), got {tuple(x.shape)}, {tuple(target.shape)}")
-    A = model.weight.double().numpy()
-    c = model.bias.double().numpy()
+    A = model.weight.detach().double().cpu().numpy()
+    c = model.bias.detach().double().cpu().numpy()
     d = A.shape[1]
     eye, ones = identity(d, format="csr"), csr_matrix(np.ones((d, 1)))
     box_rows = vstack([hstack([eye, -ones]), hstack([-eye, -ones])])  # r - t <= 0, -r - t <= 0
     cost = np.zeros(d + 1)
     cost[-1] = 1.0
     out = []
-    for xn, t in zip(x.double().numpy(), target.tolist()):
+    for xn, t in zip(x.detach().double().cpu().numpy(), target.tolist()):
         others = [j for j in range(len(A)) if j != t]
         D, e = A[t] - A[others], c[t] - c[others]
         # variables (r, t): the target beats every other class: -D r <= D x + e - margin
@@ -285,7 +285,12 @@ def min_perturbation_linf(model: LinearSoftmax, x: torch.Tensor, target: torch.T
         rhs = np.concatenate([D @ xn + e - margin, np.zeros(2 * d)])
         bounds = [(-xi, 1 - xi) for xi in xn] + [(0, None)]
         res = linprog(cost, A_ub=rows, b_ub=rhs, bounds=bounds, method="highs")
-        out.append(res.x[-1] if res.status == 0 else math.inf)
+        if res.status == 2:  # infeasible: the box forbids the target
+            out.append(math.inf)
+        elif res.status == 0:
+            out.append(res.x[-1])
+        else:
+            raise RuntimeError(f"linprog did not solve the L-infinity problem: {res.message}")
     return torch.tensor(out, dtype=torch.float64)
 
 
@@ -297,7 +302,8 @@ def two_class_bounds(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor
     They ignore the other classes and the box, so they are lower bounds of the exact optima.
     ``x``: ``(N, d)``; returns ``(l2, linf)``, each ``(N,)``.
     """
-    x = x.double()
+    x = x.double().to(model.weight.device)
+    target = target.to(model.weight.device)
     s = x @ model.weight.double().T + model.bias.double()
     k = s.argmax(1)
     diff = model.weight.double()[target] - model.weight.double()[k]

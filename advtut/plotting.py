@@ -157,8 +157,12 @@ def image_pairs(ax, originals, distorted, *, n_rows: int = 2, title: str = "") -
     copies. ``originals``, ``distorted``: ``(M, 1, H, W)`` or ``(M, H, W)`` in [0, 1], ``M`` a
     multiple of ``n_rows``; grey scale from 0 (black) to 1 (white), a thin white gap between pairs."""
     a = np.asarray(originals, dtype=float).reshape(len(originals), *np.shape(originals)[-2:])
-    b = np.asarray(distorted, dtype=float).reshape(a.shape)
-    if len(a) % n_rows:
+    b = np.asarray(distorted, dtype=float)
+    if b.size != a.size:
+        raise ValueError(f"originals and distorted must hold the same images, got shapes "
+                         f"{np.shape(originals)} and {np.shape(distorted)}")
+    b = b.reshape(a.shape)
+    if n_rows < 1 or len(a) % n_rows:
         raise ValueError(f"{len(a)} images do not fill {n_rows} rows")
     h, w = a.shape[1:]
     per_row = len(a) // n_rows

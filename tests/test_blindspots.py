@@ -68,6 +68,8 @@ def test_adversarial_set_reaches_zero_accuracy(fc10, digits):
     s = adversarial_set(fc10, "FC10", x, y, seed=1, batch_size=25, progress=False)
     assert s.success.all()
     assert error_rate(fc10, s.x_adv, y) == 1.0
+    assert error_rate(fc10, s.x_refined, y) == 1.0  # stored in float32, still adversarial
+    assert s.x_adv.dtype == s.x_refined.dtype == x.dtype
     wrong = torch.argmax(fc10(x), 1) != y
     assert wrong[:3].all()
     assert (s.distortion[wrong] == 0).all() and torch.equal(s.x_adv[wrong], x[wrong])
@@ -123,13 +125,20 @@ def test_ae400_trains_its_encoder_then_only_the_softmax(digits):
         train_sparse_autoencoder(enc.encoder, enc.decoder, x[:, :, :10])
 
 
-def test_adversarial_training_continues_both_copies(fc10, digits):
+def test_adversarial_training_continues_both_copies(fc10, digits, data_root):
     x, y = digits
+    test = load_mnist("test", root=data_root, download=False)
     spec = ModelSpec("FC10", "fc10", 1e-4)
-    out = adversarial_training(fc10, spec, x[:500], y[:500], x[1000:1500], y[1000:1500], rounds=2,
+    before = {k: v.clone() for k, v in fc10.state_dict().items()}
+    out = adversarial_training(fc10, spec, x[:500], y[:500], test.x[:500], test.y[:500], rounds=2,
                                per_round=10, max_iter=5, seed=0, progress=False)
+    assert all(torch.equal(v, fc10.state_dict()[k]) for k, v in before.items())  # input untouched
     assert len(out.errors_control) == len(out.errors_adversarial) == 2
-    assert 0 < out.pool_size <= 20 and 0 <= out.adversarial <= 1
+    assert 0 < out.pool_size <= 20
+    # both copies trained on: their test errors moved away from the starting model's
+    start = error_rate(fc10, test.x[:500], test.y[:500])
+    assert out.errors_control[-1] != start or out.errors_adversarial[-1] != start
+    assert out.errors_control != out.errors_adversarial  # the pool made a difference
     with pytest.raises(ValueError, match="rounds"):
         adversarial_training(fc10, spec, x, y, x, y, rounds=0, per_round=1, max_iter=1, seed=0)
 

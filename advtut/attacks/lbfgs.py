@@ -20,9 +20,10 @@ together as tensors on the model's device.
   label (the paper says "minimum c"; with the penalty on ``|r|`` it is the largest). Per example,
   ``c`` is multiplied or divided by 10 until the target is reached at one value and missed at a
   larger one, then bisected geometrically until the two differ by less than ``c_rel_tol``.
-  With ``c ||r||_2``, every ``c`` at or above the norm of the loss's gradient at ``x`` (over the
-  directions the box allows) has ``x`` itself as minimizer; those solves are booked without
-  iterations.
+  With ``c ||r||_2`` and a loss convex in ``x`` (``convex=True``: a linear model), every ``c``
+  at or above the norm of the loss's gradient at ``x`` (over the directions the box allows)
+  has ``x`` itself as minimizer; those solves are booked without iterations. (For a network
+  ``x`` is then only a local minimizer, and the search must try.)
 - Fast on a CPU and a GPU alike: all examples share one L-BFGS state; when an example's solve
   for one ``c`` stops, it restarts from ``x`` with its next ``c`` while the others go on, and each
   step is one batched evaluation (a row that fails the line search halves its step at the next
@@ -97,9 +98,10 @@ def penalty_objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c
 
 
 def _value_and_grad(fun, z, rows):
-    z = z.detach().requires_grad_(True)
-    f = fun(z, rows)
-    (g,) = torch.autograd.grad(f.sum(), z)
+    with torch.enable_grad():  # also under a caller's no_grad() or inference_mode()
+        z = z.detach().clone().requires_grad_(True)
+        f = fun(z, rows)
+        (g,) = torch.autograd.grad(f.sum(), z)
     return f.detach(), g.detach()
 
 
@@ -153,6 +155,10 @@ def box_lbfgs(fun, z0: torch.Tensor, *, lo: float = 0.0, hi: float = 1.0, max_it
     evaluates value and gradient together, so an accepted first step costs one forward and one
     backward pass. Returns ``(z, f, n_iter)``, ``n_iter`` ``(N,)``.
     """
+    if history < 1 or max_iter < 1 or max_backtracks < 1 or not tol > 0 or not lo < hi:
+        raise ValueError(f"need history, max_iter, max_backtracks >= 1, tol > 0 and lo < hi; got "
+                         f"history={history}, max_iter={max_iter}, max_backtracks={max_backtracks}, "
+                         f"tol={tol}, lo={lo}, hi={hi}")
     state = _BoxLBFGS(fun, z0, lo=lo, hi=hi, max_iter=max_iter, history=history, tol=tol,
                       ftol=ftol, max_backtracks=max_backtracks)
     while state.step():
@@ -283,6 +289,9 @@ class _BoxLBFGS:
 
 
 def _check_inputs(model, x, target):
+    if torch.is_inference_mode_enabled():
+        raise ValueError("the attack needs gradients: call it outside torch.inference_mode() "
+                         "(torch.no_grad() is fine)")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"x must be a float tensor (N, ...), got {type(x).__name__} "
                          f"{getattr(x, 'dtype', '')}")
@@ -294,6 +303,8 @@ def _check_inputs(model, x, target):
         raise ValueError(f"x contains NaN or infinite values (shape {tuple(x.shape)})")
     if not isinstance(target, torch.Tensor) or target.dtype != torch.long:
         raise ValueError("target must be a long tensor of class indices, shape (N,)")
+    if target.device != x.device:
+        raise ValueError(f"x is on {x.device} but target on {target.device}: put both on the model's device")
     if target.shape != (x.shape[0],):
         raise ValueError(f"expected target to have shape ({x.shape[0]},), got {tuple(target.shape)}")
     lo, hi = float(x.min()), float(x.max())
@@ -320,7 +331,8 @@ SOLVERS = ("batched", "scipy")
 
 def _scipy_solve(fun, z0: torch.Tensor, *, lo: float, hi: float, max_iter: int, history: int,
                  tol: float):
-    """The reference: scipy's L-BFGS-B on each row of ``z0`` alone, in float64 (slow)."""
+    """The reference: scipy's L-BFGS-B on each row of ``z0`` alone (slow). scipy iterates in
+    float64; the objective is evaluated in ``z0``'s dtype."""
     import numpy as np
     from scipy.optimize import minimize
 
@@ -344,7 +356,7 @@ def _scipy_solve(fun, z0: torch.Tensor, *, lo: float, hi: float, max_iter: int, 
 def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, norm: str = "l2",
                  c_init: float = 1.0, c_rel_tol: float = 0.01, c_min: float = 1e-6,
                  c_max: float = 1e6, max_iter: int = 300, history: int = 10, tol: float = 1e-5,
-                 refine: bool = False, solver: str = "batched",
+                 refine: bool = False, solver: str = "batched", convex: bool = False,
                  progress: bool = False) -> AttackResult:
     """Szegedy et al.'s box-constrained L-BFGS attack, batched, with the search over ``c``.
 
@@ -356,6 +368,9 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     of ``c`` is a fresh L-BFGS solve from ``x`` (``max_iter``, ``history``, ``tol`` as in
     :func:`box_lbfgs`). ``solver="scipy"`` solves each problem alone with scipy's L-BFGS-B (same
     objective, same search over ``c``; the slow reference for tests and benchmarks).
+    ``convex=True`` declares the loss convex in ``x`` (a linear model such as FC10), which settles
+    every ``c`` above the gradient norm at ``x`` without a solve (see the module docstring); for
+    a network leave it False.
     ``refine=True`` then shortens every successful ``r`` with :func:`refine_on_boundary` (not in
     the paper). Returns an :class:`AttackResult` holding, per example, the successful minimizer of
     smallest distortion.
@@ -391,7 +406,7 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, nor
     # gradient at x over the directions the box allows (the subgradient of c ||r|| at r = 0 is
     # the ball of radius c): those solves need no iterations and end at x, missing the target.
     c_stay = torch.full((n,), math.inf, dtype=dt, device=dev)
-    if norm == "l2":
+    if norm == "l2" and convex:
         with torch.enable_grad():
             z0 = flat.detach().clone().requires_grad_(True)
             (g0,) = torch.autograd.grad(F.cross_entropy(net(z0), target, reduction="sum"), z0)
@@ -485,6 +500,8 @@ def refine_on_boundary(model: nn.Module, x: torch.Tensor, result: AttackResult,
                          f"rho={rho}, margin={margin}")
     if result.x_adv.shape != x.shape:
         raise ValueError(f"result.x_adv has shape {tuple(result.x_adv.shape)}, x has {tuple(x.shape)}")
+    if not isinstance(target, torch.Tensor) or target.dtype != torch.long or target.shape != (len(x),):
+        raise ValueError(f"target must be a long tensor of shape ({len(x)},)")
     shape = x.shape[1:]
     idx = result.success.nonzero().squeeze(1)
     if len(idx) == 0:
@@ -498,15 +515,16 @@ def refine_on_boundary(model: nn.Module, x: torch.Tensor, result: AttackResult,
         h = logits - logits.gather(1, t[:, None]) + margin
         return h.scatter(1, t[:, None], -math.inf)
 
-    zg = z.clone().requires_grad_(True)
-    h0 = ties(zg)
-    k = h0.shape[1]
-    norms = torch.ones_like(h0)
-    for j in range(k):
-        mask = t != j
-        if mask.any():
-            (gj,) = torch.autograd.grad(h0[:, j].masked_fill(~mask, 0).sum(), zg, retain_graph=True)
-            norms[:, j] = torch.linalg.vector_norm(gj, dim=1).clamp_min(1e-12)
+    with torch.enable_grad():
+        zg = z.clone().requires_grad_(True)
+        h0 = ties(zg)
+        k = h0.shape[1]
+        norms = torch.ones_like(h0)
+        for j in range(k):
+            mask = t != j
+            if mask.any():
+                (gj,) = torch.autograd.grad(h0[:, j].masked_fill(~mask, 0).sum(), zg, retain_graph=True)
+                norms[:, j] = torch.linalg.vector_norm(gj, dim=1).clamp_min(1e-12)
     norms = norms.detach()
     lam = torch.zeros_like(norms)
 

@@ -196,11 +196,37 @@ def test_target_equal_to_current_label_is_refused(fc10, mnist_small):
 
 def test_c_search_stays_inside_its_bounds(fc10, mnist_small):
     x = mnist_small[0][:6]
-    result = lbfgs_attack(fc10, x, _random_targets(fc10, x, seed=4), c_init=3.0, c_min=0.1, c_max=30.0)
-    c = result.c[result.success]
-    assert ((c >= 0.1) & (c <= 30.0)).all()
+    target = _random_targets(fc10, x, seed=4)
+    free = lbfgs_attack(fc10, x, target)
+    assert (free.c[free.success] > 2.0).all()  # unbounded, every example settles above 2 ...
+    capped = lbfgs_attack(fc10, x, target, c_init=1.0, c_max=2.0)
+    assert capped.success.all() and torch.equal(capped.c, torch.full_like(capped.c, 2.0))
+    assert (capped.distortion >= free.distortion - 1e-6).all()  # ... so the cap costs distortion
+    floor = float(free.c.max()) * 20  # above every example's largest successful c: all miss
+    none = lbfgs_attack(fc10, x, target, c_init=floor, c_min=floor, c_max=floor * 10)
+    assert not none.success.any() and torch.isnan(none.c).all()
+    assert torch.equal(none.x_adv, x) and (none.distortion == 0).all()
     with pytest.raises(ValueError, match="history"):
         lbfgs_attack(fc10, x, _random_targets(fc10, x), history=0)
+
+
+def test_the_convex_shortcut_changes_nothing_on_a_linear_model(fc10, mnist_small):
+    model, x = copy.deepcopy(fc10).double(), mnist_small[0][:10].double()
+    target = _random_targets(model, x, seed=9)
+    plain = lbfgs_attack(model, x, target)
+    fast = lbfgs_attack(model, x, target, convex=True)
+    torch.testing.assert_close(fast.distortion, plain.distortion, rtol=1e-4, atol=0)
+    assert fast.n_iter.sum() <= plain.n_iter.sum()
+
+
+def test_works_under_no_grad(fc10, mnist_small):
+    x = mnist_small[0][:3]
+    target = _random_targets(fc10, x, seed=10)
+    with torch.no_grad():
+        result = lbfgs_attack(fc10, x, target, refine=True)
+    assert result.success.all()
+    with torch.inference_mode(), pytest.raises(ValueError, match="outside torch.inference_mode"):
+        lbfgs_attack(fc10, x, target)
 
 
 def test_unknown_norm(fc10, mnist_small):
