@@ -29,7 +29,7 @@ from advtut.attacks.lbfgs import distortion, lbfgs_attack, refine_on_boundary
 from advtut.models import AE400, FC, FC10
 from advtut.training import train_lbfgs, train_sparse_autoencoder
 
-__all__ = ["ModelSpec", "TABLE1", "SPLIT", "build_model", "train_model", "error_rate",
+__all__ = ["ModelSpec", "TABLE1", "SPLIT", "build_model", "train_model", "error_rate", "cache_path",
            "random_wrong_labels", "AdversarialSet", "adversarial_set", "error_matrix",
            "gaussian_noise", "amplify", "AdversarialTraining", "adversarial_training"]
 
@@ -69,6 +69,26 @@ SPLIT = (
 )
 
 
+def _load_or_compute(path, compute):
+    """``compute()``'s dict of tensors, numbers and strings, kept at ``path`` (when not None):
+    loaded with ``weights_only=True`` when the file exists, else computed and written through a
+    temporary file renamed into place (an interrupted run leaves no half-written file)."""
+    import os
+    from pathlib import Path
+
+    if path is None:
+        return compute()
+    path = Path(path)
+    if path.is_file():
+        return torch.load(path, weights_only=True, map_location="cpu")
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(value, tmp)
+    os.replace(tmp, path)
+    return value
+
+
 def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised model for ``spec`` (seed torch first for a reproducible start)."""
     if spec.kind == "fc10":
@@ -80,15 +100,28 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 def train_model(spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, *, max_iter: int,
                 ae_max_iter: int = 400, ae_images: int | None = None, data_loss: str = "mean",
-                device: torch.device | str | None = None, progress: bool = True) -> nn.Module:
+                device: torch.device | str | None = None, cache=None,
+                progress: bool = True) -> nn.Module:
     """Build and train ``spec`` on ``x`` ``(N, 1, 28, 28)``, ``y`` ``(N,)``; returns it in eval mode.
 
     ``max_iter``: L-BFGS iterations (it stops earlier at convergence). For AE400-10 the sparse
     autoencoder gets ``ae_max_iter`` iterations on the first ``ae_images`` images (all if None),
     then the softmax alone is trained on the frozen features with ``max_iter``. Training (full
-    batch) runs on ``device`` (default: ``x``'s), where the returned model lives.
+    batch) runs on ``device`` (default: ``x``'s), where the returned model lives. ``cache``: a
+    file path; the trained weights are kept there and reused by the next call with the same path
+    (a long run split into time-limited commands resumes from it; the caller keys the name by
+    everything that matters: profile, seed, model).
     """
     device = x.device if device is None else torch.device(device)
+    if cache is not None:
+        state = _load_or_compute(cache, lambda: train_model(
+            spec, x, y, max_iter=max_iter, ae_max_iter=ae_max_iter, ae_images=ae_images,
+            data_loss=data_loss, device=device, progress=progress).state_dict())
+        model = build_model(spec)
+        model.load_state_dict(state)
+        for p in model.parameters():
+            p.requires_grad_(spec.kind != "ae" or p is model.classifier.weight or p is model.classifier.bias)
+        return model.to(device).eval()
     x, y = x.to(device), y.to(device)
     model = build_model(spec).to(device)
     if spec.kind != "ae":
@@ -121,6 +154,17 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
     return float((predict(model, x, batch_size=batch_size) != y.cpu()).float().mean())
+
+
+def cache_path(cache_dir, *parts) -> "Path | None":
+    """``cache_dir / "part1-part2-....pt"`` with every character outside ``[A-Za-z0-9._-]``
+    replaced by ``_``; None when ``cache_dir`` is None."""
+    import re
+    from pathlib import Path
+
+    if cache_dir is None:
+        return None
+    return Path(cache_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(map(str, parts))) + ".pt")
 
 
 def random_wrong_labels(y: torch.Tensor, *, seed: int, n_classes: int = 10) -> torch.Tensor:
@@ -186,7 +230,7 @@ def _stored(model, x, z, target, ok):
 
 def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, *, seed: int,
                     untargeted: bool = False, batch_size: int = 500, c_rel_tol: float = 0.01,
-                    float64: bool = True, convex: bool = False,
+                    float64: bool = True, convex: bool = False, cache=None,
                     progress: bool = True) -> AdversarialSet:
     """Push every correctly classified image of ``x`` to a wrong label with the L-BFGS attack.
 
@@ -196,8 +240,16 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
     copy of the model (the refinement needs the precision; the model itself is not changed);
     the images are stored in ``x``'s dtype and checked against ``model`` itself (see
     :func:`_stored`). ``convex``: the model is linear (passed on to :func:`lbfgs_attack`).
-    Attacks run on the model's device in batches of ``batch_size``.
+    Attacks run on the model's device in batches of ``batch_size``. ``cache``: a file path where
+    the set is kept and reused (see :func:`train_model`).
     """
+    if cache is not None:
+        from dataclasses import asdict
+
+        kept = _load_or_compute(cache, lambda: asdict(adversarial_set(
+            model, name, x, y, seed=seed, untargeted=untargeted, batch_size=batch_size,
+            c_rel_tol=c_rel_tol, float64=float64, convex=convex, progress=progress)))
+        return AdversarialSet(**kept)
     import time
 
     start = time.perf_counter()
@@ -284,7 +336,7 @@ class AdversarialTraining:
 def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: torch.Tensor,
                          x_test: torch.Tensor, y_test: torch.Tensor, *, rounds: int,
                          per_round: int, max_iter: int, seed: int, pool_max: int | None = None,
-                         progress: bool = True) -> AdversarialTraining:
+                         cache=None, progress: bool = True) -> AdversarialTraining:
     """Continue training ``model`` with and without a pool of adversarial examples.
 
     Each round: attack ``per_round`` random training images of the current adversarially trained
@@ -292,8 +344,16 @@ def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: 
     add them to the pool with their *true* labels (dropping random old ones beyond
     ``pool_max``), and run ``max_iter`` L-BFGS iterations on training set plus pool. The control
     copy runs the same iterations on the training set alone. Input-layer pools only: the paper's
-    per-layer pools are not specified closely enough to reproduce.
+    per-layer pools are not specified closely enough to reproduce. ``cache``: as in
+    :func:`train_model`.
     """
+    if cache is not None:
+        from dataclasses import asdict
+
+        kept = _load_or_compute(cache, lambda: asdict(adversarial_training(
+            model, spec, x, y, x_test, y_test, rounds=rounds, per_round=per_round,
+            max_iter=max_iter, seed=seed, pool_max=pool_max, progress=progress)))
+        return AdversarialTraining(**kept)
     if rounds < 1 or per_round < 1 or max_iter < 1:
         raise ValueError(f"need rounds, per_round, max_iter >= 1; got {rounds}, {per_round}, {max_iter}")
     g = torch.Generator().manual_seed(seed)

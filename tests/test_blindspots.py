@@ -146,3 +146,22 @@ def test_adversarial_training_continues_both_copies(fc10, digits, data_root):
 def test_model_spec_rejects_an_unknown_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         ModelSpec("x", "cnn", 0.0)
+
+
+def test_cache_resumes_training_and_attacks(digits, tmp_path):
+    from advtut.blindspots import cache_path
+
+    x, y = digits[0][:300], digits[1][:300]
+    path = cache_path(tmp_path, "quick", 0, "FC10(1e-4)'")
+    assert path.name == "quick-0-FC10_1e-4__.pt"
+    torch.manual_seed(0)
+    first = train_model(TABLE1[0], x, y, max_iter=20, cache=path, progress=False)
+    assert path.is_file() and not list(tmp_path.glob("*.part"))
+    torch.manual_seed(123)  # a different start: the cached weights must come back, not retrain
+    again = train_model(TABLE1[0], x, y, max_iter=20, cache=path, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    set_path = cache_path(tmp_path, "set")
+    s1 = adversarial_set(first, "FC10", x[:10], y[:10], seed=1, cache=set_path, progress=False)
+    s2 = adversarial_set(first, "FC10", x[:10], y[:10], seed=1, cache=set_path, progress=False)
+    assert torch.equal(s1.x_adv, s2.x_adv) and s1.seconds == s2.seconds  # the second was loaded
+    assert cache_path(None, "x") is None
