@@ -72,3 +72,15 @@ def test_a_failing_chapter_names_itself_and_the_cell(tmp_path):
     (ch,) = chapters(tmp_path)
     with pytest.raises(ChapterFailed, match=r"chapter 99_bad failed in cell \d+ .*ValueError: boom"):
         execute_chapter(ch, profile="quick", build_dir=tmp_path / "_build", root=tmp_path)
+
+
+def test_chapter_as_a_script_has_the_parameters_and_no_magics(tmp_path):
+    from advtut.book import chapter_script, chapters
+
+    (ch,) = [c for c in chapters(ROOT) if c.id == "04_lbfgs_mnist"]
+    text = chapter_script(ch.path, {"profile": "full", "cache_dir": "cache"})
+    compile(text, "chapter.py", "exec")  # plain Python: no % or ! lines left
+    assert "profile = 'full'" in text and "cache_dir = 'cache'" in text
+    assert "%pip" not in text and "from IPython.display import" not in text
+    with pytest.raises(ValueError, match="no parameter"):
+        chapter_script(ch.path, {"epochs": 3})
