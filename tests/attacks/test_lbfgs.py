@@ -97,12 +97,18 @@ def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
     assert r10.max() >= 1.01, float(r10.max())
 
 
-def test_batched_attack_matches_scipy_on_a_small_network(mnist_small):
+@pytest.fixture(scope="module")
+def small_net(mnist_small):
+    """A sigmoid MLP 784-16-10 (float64): non-convex, small enough for scipy per example."""
     torch.manual_seed(0)
     x, y = mnist_small
     net = FC((16,))
     train_lbfgs(net, x[:1000], y[:1000], lambdas=1e-4, max_iter=60, progress=False)
-    net = net.double()
+    return net.double()
+
+
+def test_batched_attack_matches_scipy_on_a_small_network(small_net, mnist_small):
+    net, x = small_net, mnist_small[0]
     xs = x[:20].double()
     target = _random_targets(net, xs, seed=7)
     ours = lbfgs_attack(net, xs, target)
@@ -136,12 +142,8 @@ def test_invariants(fc10, mnist_small):
     assert (result.c[result.success] > 0).all() and (result.n_solves >= 2).all()
 
 
-def test_box_lbfgs_matches_scipy_on_a_small_network(mnist_small):
-    torch.manual_seed(0)
-    x, y = mnist_small
-    net = FC((16,))
-    train_lbfgs(net, x[:1000], y[:1000], lambdas=1e-4, max_iter=60, progress=False)
-    net = net.double()
+def test_box_lbfgs_matches_scipy_on_a_small_network(small_net, mnist_small):
+    net, x = small_net, mnist_small[0]
     x0 = x[:4].double().flatten(1)
     target = _random_targets(net, x[:4].double(), seed=3)
     c = torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
