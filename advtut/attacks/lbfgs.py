@@ -510,14 +510,14 @@ def refine_on_boundary(model: nn.Module, x: torch.Tensor, result: AttackResult,
     z = result.x_adv.detach().flatten(1)[idx].clone()
     t = target[idx]
 
-    def ties(v):  # (R, K): logit_j - logit_t (+ margin); the target's own column never binds
+    def ties(v, tv):  # (R, K): logit_j - logit_t (+ margin); the target's own column never binds
         logits = model(v.reshape(-1, *shape))
-        h = logits - logits.gather(1, t[:, None]) + margin
-        return h.scatter(1, t[:, None], -math.inf)
+        h = logits - logits.gather(1, tv[:, None]) + margin
+        return h.scatter(1, tv[:, None], -math.inf)
 
     with torch.enable_grad():
         zg = z.clone().requires_grad_(True)
-        h0 = ties(zg)
+        h0 = ties(zg, t)
         k = h0.shape[1]
         norms = torch.ones_like(h0)
         for j in range(k):
@@ -530,15 +530,12 @@ def refine_on_boundary(model: nn.Module, x: torch.Tensor, result: AttackResult,
 
     for _ in range(outer_steps):
         def fun(v, rows, lam=lam):
-            logits = model(v.reshape(-1, *shape))
-            tr = t[rows]
-            h = (logits - logits.gather(1, tr[:, None]) + margin) / norms[rows]
-            h = h.scatter(1, tr[:, None], -math.inf)
+            h = ties(v, t[rows]) / norms[rows]
             pen = (torch.clamp(lam[rows] + rho * h, min=0) ** 2 - lam[rows] ** 2).sum(1) / (2 * rho)
             return 0.5 * (v - x0[rows]).pow(2).sum(1) + pen
         z, _, _ = box_lbfgs(fun, z, max_iter=max_iter, tol=tol)
         with torch.no_grad():
-            lam = torch.clamp(lam + rho * ties(z) / norms, min=0)
+            lam = torch.clamp(lam + rho * ties(z, t) / norms, min=0)
     with torch.no_grad():
         # the multipliers leave z a hair outside the target's region where the ties are not yet
         # exactly met: bisect on the segment to the (successful) start, which stays in the box
