@@ -10,8 +10,9 @@ pixel units: :meth:`PixelSoftmax.affine` gives the equivalent ``A x + c`` on [0,
 - :func:`train_softmax`: mini-batch training with Caffe's weight decay (``lambda/2 ||W||^2``).
 - :func:`fool_with_template`: the source's fooling, ``clip(x + alpha * w_t / max|w_t|)`` with the
   smallest ``alpha`` that makes the target's probability reach a confidence.
-- :func:`min_perturbation_linf` (an LP) and :func:`two_class_bounds`, beside the exact L2
-  optimum :func:`advtut.minimal_move.exact_minimal_move_box`.
+- :func:`fooling_costs`: the heuristic beside the exact smallest L2 and L-infinity perturbations
+  (:func:`advtut.minimal_move.exact_minimal_move_box`, :func:`~advtut.minimal_move.exact_minimal_move_linf_box`)
+  and the two-class closed forms (:func:`two_class_bounds`), which are lower bounds.
 - :func:`smoothness`: how noisy a template looks, as one number.
 """
 from __future__ import annotations
@@ -26,10 +27,12 @@ from torch import nn
 from tqdm.std import tqdm
 
 from advtut.linear import LinearSoftmax
+from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box
 
-__all__ = ["ToyExample", "toy_example", "PixelSoftmax", "TrainLog", "train_softmax",
-           "topk_accuracy", "smoothness", "FoolResult", "fool_with_template",
-           "min_perturbation_linf", "two_class_bounds", "resize", "channel_bias", "show_templates"]
+__all__ = ["ToyExample", "toy_example", "PixelSoftmax", "pixel_mean", "initial_loss", "TrainLog",
+           "train_softmax", "train_pixel_softmax", "topk_accuracy", "smoothness", "FoolResult",
+           "fool_with_template", "FoolingCosts", "fooling_costs", "two_class_bounds", "resize",
+           "channel_bias", "show_templates"]
 
 
 @dataclass(frozen=True)
@@ -80,15 +83,43 @@ class PixelSoftmax(nn.Module):
         return self.linear(self.scale * x.flatten(1) - self.mean)
 
     def affine(self) -> LinearSoftmax:
-        """The same scores as ``A x + c`` on [0, 1] pixels (float64): ``A = scale W``,
+        """The same scores as ``A x + c`` on [0, 1] pixels (float64, on the CPU): ``A = scale W``,
         ``c = b - W mean``."""
-        W = self.linear.weight.detach().double()
-        b = self.linear.bias.detach().double()
-        return LinearSoftmax(self.scale * W, b - W @ self.mean.double())
+        W = self.linear.weight.detach().double().cpu()
+        b = self.linear.bias.detach().double().cpu()
+        return LinearSoftmax(self.scale * W, b - W @ self.mean.double().cpu())
 
     def templates(self, shape: tuple[int, int, int]) -> torch.Tensor:
         """Each class's weights as an image, ``(K, *shape)``, in [0, 1]-pixel units (``A``)."""
         return (self.scale * self.linear.weight.detach()).reshape(-1, *shape)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as float in [0, 1]: uint8 (0-255, how ImageNet-sized data is kept) divided by 255."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def pixel_mean(x: torch.Tensor, *, scale: float = 1.0, batch_size: int = 4096) -> torch.Tensor:
+    """The per-pixel mean image of ``x`` ``(N, 3, H, W)`` (float in [0, 1] or uint8), flattened to
+    ``(3 H W,)`` float32, in the pixel ``scale`` (255: Caffe's mean image). Summed in chunks."""
+    if len(x) == 0:
+        raise ValueError("x is empty: the mean image needs at least one image")
+    total = torch.zeros(x[0].numel(), dtype=torch.float64)
+    for i in range(0, len(x), batch_size):
+        total += _unit(x[i:i + batch_size]).flatten(1).double().sum(0)
+    return (scale * total / len(x)).float()
+
+
+@torch.no_grad()
+def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: float,
+                 scale: float = 255.0, mean: torch.Tensor | None = None, seed: int = 0) -> float:
+    """The cross-entropy of a fresh :class:`PixelSoftmax` (weights ~ N(0, init_std^2), zero bias)
+    on ``x``, ``y``: the number the source reads at the start of training. A small init gives
+    about ``log(n_classes)``; a large one, scores of many units and a loss far above it."""
+    torch.manual_seed(seed)
+    model = PixelSoftmax(x[0].numel(), n_classes, scale=scale,
+                         mean=pixel_mean(x, scale=scale) if mean is None else mean, init_std=init_std)
+    return float(F.cross_entropy(model(_unit(x)), y))
 
 
 @dataclass(frozen=True)
@@ -106,7 +137,8 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
                   weight_decay: float, epochs: int, batch_size: int = 256,
                   optimizer: str = "adam", momentum: float = 0.0, anneal: bool = False, seed: int = 0,
                   max_steps: int | None = None, progress: bool = True) -> TrainLog:
-    """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1], ``y`` ``(N,)``.
+    """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1] (or uint8 0-255),
+    ``y`` ``(N,)``.
 
     Loss: mean cross-entropy + ``weight_decay / 2 * ||W||^2`` (Caffe's weight decay; the bias is
     not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (with ``momentum``; Caffe's default is
@@ -140,7 +172,7 @@ linearly to 0 over the run (so the last steps do not leave optimizer noise in th
             order = torch.randperm(len(x), generator=g)
             for i in range(0, len(x), batch_size):
                 idx = order[i:i + batch_size]
-                xb, yb = x[idx].to(dev), y[idx].to(dev)
+                xb, yb = _unit(x[idx].to(dev)), y[idx].to(dev)
                 data = F.cross_entropy(model(xb), yb)
                 if initial is None:
                     initial = float(data.detach())
@@ -163,14 +195,32 @@ linearly to 0 over the run (so the last steps do not leave optimizer noise in th
     return TrainLog(tuple(losses), float(initial), diverged)
 
 
+def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, weight_decay: float,
+                        epochs: int, lr: float = 2e-4, init_std: float = 1e-4, batch_size: int = 256,
+                        seed: int = 0, device: torch.device | str = "cpu",
+                        progress: bool = True) -> tuple[PixelSoftmax, TrainLog]:
+    """The chapter's recipe in one call: a mean-subtracted :class:`PixelSoftmax` in [0, 1] units
+    (``scale=1``, weights ~ N(0, init_std^2)) trained with Adam at ``lr``, annealed linearly to 0,
+    with Caffe's ``weight_decay`` (in [0, 1] units: the source's ``lambda`` / 255^2).
+    ``x``: ``(N, 3, H, W)`` float in [0, 1] or uint8; returns the model (on ``device``, eval
+    mode) and its :class:`TrainLog`."""
+    torch.manual_seed(seed)
+    model = PixelSoftmax(x[0].numel(), n_classes, scale=1.0, mean=pixel_mean(x),
+                         init_std=init_std).to(device)
+    log = train_softmax(model, x, y, lr=lr, weight_decay=weight_decay, epochs=epochs,
+                        batch_size=batch_size, anneal=True, seed=seed, progress=progress)
+    return model, log
+
+
 @torch.no_grad()
 def topk_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ks=(1, 5),
                   batch_size: int = 2048) -> dict[int, float]:
-    """``{k: fraction of x whose label is among the model's k highest scores}``."""
+    """``{k: fraction of x whose label is among the model's k highest scores}`` (``x`` float in
+    [0, 1] or uint8)."""
     dev = next(model.parameters()).device
     hits = {k: 0 for k in ks}
     for i in range(0, len(x), batch_size):
-        top = model(x[i:i + batch_size].to(dev)).topk(max(ks), dim=1).indices.cpu()
+        top = model(_unit(x[i:i + batch_size].to(dev))).topk(max(ks), dim=1).indices.cpu()
         for k in ks:
             hits[k] += int((top[:, :k] == y[i:i + batch_size, None].cpu()).any(1).sum())
     return {k: hits[k] / len(x) for k in ks}
@@ -202,96 +252,106 @@ class FoolResult:
 
 @torch.no_grad()
 def fool_with_template(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
-                       confidence: float = 0.99, alpha_max: float = 1.0, grid: int = 64,
+                       confidence: float | None = 0.99, alpha_max: float = 1.0, grid: int = 64,
                        bisections: int = 30) -> FoolResult:
     """The source's fooling: ``x(alpha) = clip(x + alpha * a_t / max|a_t|, 0, 1)``, ``a_t`` the
     target's template in [0, 1] units, with the smallest ``alpha`` in ``(0, alpha_max]`` at which
-    the target's probability reaches ``confidence``.
+    the target's probability reaches ``confidence`` (``None``: at which the target becomes the
+    top class, the criterion of the exact minimal perturbations).
 
-    ``alpha`` is the largest change of any pixel before clipping. A geometric grid of ``grid``
-    values from ``alpha_max / 1e4`` finds the first that reaches the confidence, then bisection
-    narrows it (the probability need not be monotone once pixels clip, so it is the first
-    crossing on the grid). Not reached within ``alpha_max``: ``reached`` False.
+    ``x``: ``(N, 3, H, W)`` in [0, 1]; ``target``: ``(N,)`` class indices. ``alpha`` is the
+    largest change of any pixel before clipping. A geometric grid of ``grid`` values from
+    ``alpha_max / 1e4`` finds the first that succeeds, then bisection narrows it (success need
+    not be monotone once pixels clip, so it is the first crossing on the grid). Not reached within
+    ``alpha_max``: ``reached`` False.
     """
-    if not 0 < confidence < 1 or alpha_max <= 0:
-        raise ValueError(f"need 0 < confidence < 1 and alpha_max > 0, got {confidence}, {alpha_max}")
+    if (confidence is not None and not 0 < confidence < 1) or alpha_max <= 0:
+        raise ValueError(f"need confidence in (0, 1) or None and alpha_max > 0, got {confidence}, {alpha_max}")
     if x.ndim != 4 or target.shape != (len(x),):
         raise ValueError(f"x must be (N, 3, H, W) and target (N,), got {tuple(x.shape)}, {tuple(target.shape)}")
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError("x must lie in [0, 1]")
+    k = model.linear.out_features
+    if len(target) and (int(target.min()) < 0 or int(target.max()) >= k):
+        raise ValueError(f"target must be classes in [0, {k}), got {target.tolist()}")
     dev = model.mean.device
-    x = x.to(dev)
+    x, target = x.to(dev), target.to(dev)
     A = model.templates(tuple(x.shape[1:]))
-    direction = A[target.to(dev)]
-    direction = direction / direction.flatten(1).abs().amax(1).view(-1, 1, 1, 1)
+    direction = A[target]
+    direction = direction / direction.flatten(1).abs().amax(1).clamp_min(1e-300).view(-1, 1, 1, 1)
 
-    def p_at(alpha):  # alpha (N,) -> (N,) target probabilities
-        xa = (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
-        return model(xa).softmax(1).gather(1, target.to(dev)[:, None]).squeeze(1)
+    def at(alpha):  # alpha (N,) -> (success (N,), target probability (N,))
+        logits = model((x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1))
+        p = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
+        if confidence is None:
+            others = logits.scatter(1, target[:, None], -math.inf).amax(1)
+            return logits.gather(1, target[:, None]).squeeze(1) > others, p
+        return p >= confidence, p
 
     alphas = torch.logspace(math.log10(alpha_max) - 4, math.log10(alpha_max), grid, device=dev)
     n = len(x)
     first = torch.full((n,), -1, dtype=torch.long, device=dev)
     for i, a in enumerate(alphas):
-        ok = (p_at(a.expand(n)) >= confidence) & (first < 0)
+        ok = at(a.expand(n))[0] & (first < 0)
         first[ok] = i
     reached = first >= 0
     hi = torch.where(reached, alphas[first.clamp_min(0)], torch.full((n,), math.nan, device=dev))
     lo = torch.where(first > 0, alphas[(first - 1).clamp_min(0)], torch.zeros(n, device=dev))
     for _ in range(bisections):
         mid = (lo + hi) / 2
-        ok = p_at(torch.nan_to_num(mid)) >= confidence
+        ok = at(torch.nan_to_num(mid))[0]
         hi = torch.where(reached & ok, mid, hi)
         lo = torch.where(reached & ~ok, mid, lo)
-    alpha = hi
-    x_adv = torch.where(reached.view(-1, 1, 1, 1),
-                        (x + torch.nan_to_num(alpha).view(-1, 1, 1, 1) * direction).clamp(0, 1), x)
+    alpha = torch.where(reached, hi, torch.zeros(n, device=dev))
+    x_adv = (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
     r = (x_adv - x).flatten(1)
-    return FoolResult(alpha.cpu(), x_adv.cpu(), p_at(torch.nan_to_num(alpha)).cpu(), reached.cpu(),
-                      r.pow(2).mean(1).sqrt().cpu(), r.abs().amax(1).cpu())
+    return FoolResult(hi.cpu(), x_adv.cpu(), at(alpha)[1].cpu(),
+                      reached.cpu(), r.pow(2).mean(1).sqrt().cpu(), r.abs().amax(1).cpu())
 
 
-def min_perturbation_linf(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor, *,
-                          margin: float = 0.0) -> torch.Tensor:
-    """The exact smallest L-infinity perturbation that makes ``target`` win inside [0, 1]^d.
+@dataclass(frozen=True)
+class FoolingCosts:
+    """How much perturbation makes a linear model predict a target, per example ``(N,)`` float64,
+    in [0, 1] pixel units; ``*_rms`` is the L2 norm over ``sqrt(d)`` (the root mean square
+    change per pixel value), ``*_linf`` the largest change.
 
-    ``model``: the affine scores on [0, 1] pixels (:meth:`PixelSoftmax.affine`); ``x``:
-    ``(N, d)`` in [0, 1]; ``target`` ``(N,)``. Per example the LP
-
-        min t  s.t.  (a_t - a_j).(x + r) + c_t - c_j >= margin (j != t),  |r_i| <= t,  0 <= x + r <= 1
-
-    is solved with scipy's HiGHS. Returns ``t`` ``(N,)`` (inf where the box forbids it). Exact but
-    slow in this form for large problems: at 12,288 pixels and 200 classes one example takes
-    minutes (the ``2d`` rows for ``|r_i| <= t``), so chapter 2 needs a faster formulation.
+    ``template_*``: the source's template fooling until the target is the top class (NaN where
+    not reached); ``exact_*``: the smallest perturbations inside the pixel box (a QP and an LP);
+    ``bound_*``: the two-class closed forms, lower bounds of the exact ones; ``feasible``: the box
+    allows the target at all.
     """
-    from scipy.optimize import linprog
-    from scipy.sparse import csr_matrix, hstack, identity, vstack
 
-    if x.ndim != 2 or target.shape != (len(x),):
-        raise ValueError(f"x must be (N, d) and target (N,), got {tuple(x.shape)}, {tuple(target.shape)}")
-    A = model.weight.detach().double().cpu().numpy()
-    c = model.bias.detach().double().cpu().numpy()
-    d = A.shape[1]
-    eye, ones = identity(d, format="csr"), csr_matrix(np.ones((d, 1)))
-    box_rows = vstack([hstack([eye, -ones]), hstack([-eye, -ones])])  # r - t <= 0, -r - t <= 0
-    cost = np.zeros(d + 1)
-    cost[-1] = 1.0
-    out = []
-    for xn, t in zip(x.detach().double().cpu().numpy(), target.tolist()):
-        others = [j for j in range(len(A)) if j != t]
-        D, e = A[t] - A[others], c[t] - c[others]
-        # variables (r, t): the target beats every other class: -D r <= D x + e - margin
-        rows = vstack([hstack([csr_matrix(-D), csr_matrix((len(D), 1))]), box_rows]).tocsr()
-        rhs = np.concatenate([D @ xn + e - margin, np.zeros(2 * d)])
-        bounds = [(-xi, 1 - xi) for xi in xn] + [(0, None)]
-        res = linprog(cost, A_ub=rows, b_ub=rhs, bounds=bounds, method="highs")
-        if res.status == 2:  # infeasible: the box forbids the target
-            out.append(math.inf)
-        elif res.status == 0:
-            out.append(res.x[-1])
-        else:
-            raise RuntimeError(f"linprog did not solve the L-infinity problem: {res.message}")
-    return torch.tensor(out, dtype=torch.float64)
+    template_rms: torch.Tensor
+    template_linf: torch.Tensor
+    exact_rms: torch.Tensor
+    exact_linf: torch.Tensor
+    bound_rms: torch.Tensor
+    bound_linf: torch.Tensor
+    feasible: torch.Tensor
+
+
+def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
+                  progress: bool = True) -> FoolingCosts:
+    """The template heuristic, the exact optima and the two-class bounds for the same images and
+    targets: ``x`` ``(N, 3, H, W)`` in [0, 1], ``target`` ``(N,)``. The exact solvers run on the
+    CPU in float64, about a second per 64x64 image with 200 classes."""
+    heur = fool_with_template(model, x, target, confidence=None)
+    aff = model.affine()
+    flat, d = x.flatten(1).double().cpu(), x[0].numel()
+    l2, linf = [], []
+    for i in tqdm(range(len(x)), desc="exact optima", disable=not progress, mininterval=2.0):
+        l2.append(exact_minimal_move_box(aff, flat[i:i + 1], target[i:i + 1].cpu()))
+        linf.append(exact_minimal_move_linf_box(aff, flat[i:i + 1], target[i:i + 1].cpu()))
+    b2, binf = two_class_bounds(aff, flat, target.cpu())
+    l2_dist = torch.cat([m.distance for m in l2])
+    ok = torch.cat([m.feasible for m in l2]) & torch.cat([m.feasible for m in linf])
+    nan = torch.tensor(math.nan, dtype=torch.float64)
+    return FoolingCosts(
+        template_rms=torch.where(heur.reached, heur.rms.double(), nan),
+        template_linf=torch.where(heur.reached, heur.linf.double(), nan),
+        exact_rms=torch.where(ok, l2_dist / math.sqrt(d), math.inf),
+        exact_linf=torch.where(ok, torch.cat([m.distance for m in linf]), math.inf),
+        bound_rms=b2.cpu() / math.sqrt(d), bound_linf=binf.cpu(), feasible=ok)
 
 
 def two_class_bounds(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor

@@ -123,3 +123,22 @@ def test_download_failure_becomes_a_clear_data_error(tmp_path, monkeypatch):
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_image_folder_reads_the_imagenet_layout_as_uint8(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imagenet"
+    colours = {"n01440764": (200, 10, 10), "n02102040": (10, 200, 10)}
+    for wnid, rgb in colours.items():
+        (root / "val" / wnid).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (80 + 10 * i, 60), rgb).save(root / "val" / wnid / f"{i}.JPEG", quality=95)
+    (root / "val" / "n02102040" / "notes.txt").write_text("not an image")
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn02102040 English springer\n")
+    ds = data.load_image_folder(root, "val", image_size=16, max_per_class=2)
+    assert ds.x.dtype == torch.uint8 and ds.x.shape == (4, 3, 16, 16)
+    assert ds.y.tolist() == [0, 0, 1, 1] and ds.class_names == ("tench", "English springer")
+    assert abs(int(ds.x[0, 0].float().mean()) - 200) <= 3 and int(ds.x[2, 1].float().mean()) > 190
+    with pytest.raises(DataNotFoundError, match="ImageFolder layout"):
+        data.load_image_folder(root, "train")

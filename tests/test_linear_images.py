@@ -1,15 +1,38 @@
 """Chapter 2's pieces against exact references: the source's toy numbers, the affine form of the
-pixel softmax, the L-infinity LP against the two-class closed form, template fooling, smoothness."""
+pixel softmax, the L-infinity optimum against the direct LP and the two-class closed form,
+template fooling, smoothness."""
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix, hstack, identity, vstack
 
 from advtut.linear import LinearSoftmax
-from advtut.linear_images import (PixelSoftmax, fool_with_template, min_perturbation_linf, resize,
-                                  smoothness, toy_example, topk_accuracy, train_softmax,
-                                  two_class_bounds)
-from advtut.minimal_move import exact_minimal_move_box
+from advtut.linear_images import (PixelSoftmax, fool_with_template, fooling_costs, initial_loss,
+                                  pixel_mean, resize, smoothness, toy_example, topk_accuracy,
+                                  train_pixel_softmax, train_softmax, two_class_bounds)
+from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box
+
+
+def direct_linf_lp(model: LinearSoftmax, x: np.ndarray, t: int) -> float:
+    """The reference: ``min s  s.t.  ties >= 0, |r_i| <= s, 0 <= x + r <= 1`` as one HiGHS LP
+    (inf where infeasible); exact, and slow beyond small problems."""
+    A, c = model.weight.numpy(), model.bias.numpy()
+    d = A.shape[1]
+    others = [j for j in range(len(A)) if j != t]
+    D, e = A[t] - A[others], c[t] - c[others]
+    eye, ones = identity(d, format="csr"), csr_matrix(np.ones((d, 1)))
+    rows = vstack([hstack([csr_matrix(-D), csr_matrix((len(D), 1))]),
+                   hstack([eye, -ones]), hstack([-eye, -ones])]).tocsr()
+    rhs = np.concatenate([D @ x + e, np.zeros(2 * d)])
+    cost = np.zeros(d + 1)
+    cost[-1] = 1.0
+    res = linprog(cost, A_ub=rows, b_ub=rhs, bounds=[(-xi, 1 - xi) for xi in x] + [(0, None)],
+                  method="highs")
+    assert res.status in (0, 2), res.message
+    return math.inf if res.status == 2 else res.x[-1]
 
 
 def test_toy_example_is_the_sources():
@@ -46,7 +69,7 @@ def test_linf_lp_equals_the_closed_form_for_two_classes_inside_the_box():
     x = 0.4 + 0.2 * torch.rand(6, d, generator=g, dtype=torch.float64)  # far from the box's faces
     scores = x @ model.weight.T + model.bias
     target = 1 - scores.argmax(1)
-    t = min_perturbation_linf(model, x, target)
+    t = exact_minimal_move_linf_box(model, x, target).distance
     l2, linf = two_class_bounds(model, x, target)
     assert (linf < 0.4).all()  # so the box never binds and the closed form is exact
     torch.testing.assert_close(t, linf, rtol=1e-6, atol=1e-9)
@@ -62,15 +85,42 @@ def test_linf_lp_with_many_classes_is_feasible_and_above_the_bound():
     x = torch.rand(5, d, generator=g, dtype=torch.float64)
     pred = (x @ model.weight.T + model.bias).argmax(1)
     target = (pred + 1) % k
-    t = min_perturbation_linf(model, x, target)
+    move = exact_minimal_move_linf_box(model, x, target)
+    t = move.distance
     _, bound = two_class_bounds(model, x, target)
     assert (t >= bound - 1e-9).all()
     # any feasible perturbation bounds the optimum from above: the exact L2 optimum is one
     l2 = exact_minimal_move_box(model, x, target)
     assert l2.feasible.all()
     assert (t <= l2.r.abs().amax(1) + 1e-7).all() and (t > 0).all()
-    with pytest.raises(ValueError, match=r"x must be \(N, d\)"):
-        min_perturbation_linf(model, x[0], target[:1])
+    assert move.feasible.all() and (move.x_new >= 0).all() and (move.x_new <= 1).all()
+    torch.testing.assert_close(move.r.abs().amax(1), t)
+    z = move.x_new @ model.weight.T + model.bias
+    assert (z.gather(1, target[:, None]) >= z.max(1, keepdim=True).values - 1e-9).all()
+    with pytest.raises(ValueError, match=r"x must have shape"):
+        exact_minimal_move_linf_box(model, x[:, :-1], target)
+    with pytest.raises(ValueError, match=r"x must lie in"):
+        exact_minimal_move_linf_box(model, x + 1, target)
+
+
+def test_linf_optimum_equals_the_direct_lp():
+    rng = np.random.default_rng(0)
+    infeasible = 0
+    for _ in range(25):
+        d, k = int(rng.integers(2, 120)), int(rng.integers(2, 25))
+        model = LinearSoftmax(torch.tensor(rng.normal(size=(k, d))),
+                              torch.tensor(rng.normal(size=k) * rng.uniform(0, 8)))
+        x = rng.uniform(size=d)
+        t = int(rng.integers(k))
+        ref = direct_linf_lp(model, x, t)
+        move = exact_minimal_move_linf_box(model, torch.tensor(x)[None], [t])
+        if math.isinf(ref):
+            infeasible += 1
+            assert not move.feasible[0] and math.isinf(move.distance[0])
+        else:
+            assert move.feasible[0]
+            assert abs(float(move.distance[0]) - ref) <= 1e-9 * max(1.0, ref)
+    assert 0 < infeasible < 25  # both kinds of problem were met
 
 
 def test_template_fooling_reaches_the_confidence_at_the_smallest_step():
@@ -122,3 +172,49 @@ def test_training_lowers_the_loss_and_a_huge_rate_diverges():
 def test_resize_averages_blocks():
     x = torch.rand(2, 3, 8, 8)
     torch.testing.assert_close(resize(x, 4), x.unfold(2, 2, 2).unfold(3, 2, 2).mean((-1, -2)))
+
+
+def test_template_fooling_to_the_top_class_and_the_costs_bracket():
+    m = _model(k=4, scale=1.0)
+    with torch.no_grad():
+        m.linear.weight.mul_(300)
+    x = torch.rand(5, 3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    target = (m(x).argmax(1) + 1) % 4
+    top = fool_with_template(m, x, target, confidence=None)
+    assert top.reached.all()
+    assert (m(top.x_adv).argmax(1) == target).all()
+    costs = fooling_costs(m, x, target, progress=False)
+    assert costs.feasible.all()
+    # bound <= exact optimum <= the heuristic, in both norms
+    assert (costs.bound_linf <= costs.exact_linf + 1e-9).all()
+    assert (costs.exact_linf <= costs.template_linf + 1e-6).all()
+    assert (costs.bound_rms <= costs.exact_rms + 1e-9).all()
+    assert (costs.exact_rms <= costs.template_rms + 1e-6).all()
+    with pytest.raises(ValueError, match="target must be classes"):
+        fool_with_template(m, x, target + 4)
+
+
+def test_initial_loss_is_log_k_for_a_small_init_and_large_for_a_big_one():
+    x = torch.rand(300, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    y = torch.randint(0, 50, (300,), generator=torch.Generator().manual_seed(8))
+    assert abs(initial_loss(x, y, n_classes=50, init_std=1e-6) - math.log(50)) < 1e-3
+    assert initial_loss(x, y, n_classes=50, init_std=1e-2) > 3 * math.log(50)
+    u8 = (x * 255).round().to(torch.uint8)
+    torch.testing.assert_close(pixel_mean(u8, scale=255.0), 255 * pixel_mean(u8.float() / 255),
+                               rtol=1e-6, atol=1e-4)
+    with pytest.raises(ValueError, match="empty"):
+        pixel_mean(x[:0])
+
+
+def test_train_pixel_softmax_is_seeded_and_takes_uint8():
+    g = torch.Generator().manual_seed(9)
+    x = torch.rand(120, 3, 8, 8, generator=g)
+    y = (x[:, 1].mean((1, 2)) > x[:, 0].mean((1, 2))).long()
+    u8 = (x * 255).round().to(torch.uint8)
+    a, _ = train_pixel_softmax(u8, y, n_classes=2, weight_decay=1e-3, epochs=3, lr=1e-3, progress=False)
+    b, _ = train_pixel_softmax(u8, y, n_classes=2, weight_decay=1e-3, epochs=3, lr=1e-3, progress=False)
+    c, _ = train_pixel_softmax(u8.float() / 255, y, n_classes=2, weight_decay=1e-3, epochs=3, lr=1e-3,
+                               progress=False)
+    torch.testing.assert_close(a.linear.weight, b.linear.weight, rtol=0, atol=0)
+    torch.testing.assert_close(a.linear.weight, c.linear.weight)
+    assert topk_accuracy(a, u8, y, ks=(1,)) == topk_accuracy(a, u8.float() / 255, y, ks=(1,))
