@@ -32,7 +32,7 @@ from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_
 __all__ = ["ToyExample", "toy_example", "PixelSoftmax", "pixel_mean", "initial_loss", "TrainLog",
            "train_softmax", "train_pixel_softmax", "topk_accuracy", "smoothness", "FoolResult",
            "fool_with_template", "FoolingCosts", "fooling_costs", "two_class_bounds", "resize",
-           "channel_bias", "show_templates"]
+           "channel_bias", "show_templates", "to_unit", "template_step", "fooling_figure"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class PixelSoftmax(nn.Module):
         return (self.scale * self.linear.weight.detach()).reshape(-1, *shape)
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
+def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Pixels as float in [0, 1]: uint8 (0-255, how ImageNet-sized data is kept) divided by 255."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
@@ -106,7 +106,7 @@ def pixel_mean(x: torch.Tensor, *, scale: float = 1.0, batch_size: int = 4096) -
         raise ValueError("x is empty: the mean image needs at least one image")
     total = torch.zeros(x[0].numel(), dtype=torch.float64)
     for i in range(0, len(x), batch_size):
-        total += _unit(x[i:i + batch_size]).flatten(1).double().sum(0)
+        total += to_unit(x[i:i + batch_size]).flatten(1).double().sum(0)
     return (scale * total / len(x)).float()
 
 
@@ -119,7 +119,7 @@ def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: 
     torch.manual_seed(seed)
     model = PixelSoftmax(x[0].numel(), n_classes, scale=scale,
                          mean=pixel_mean(x, scale=scale) if mean is None else mean, init_std=init_std)
-    return float(F.cross_entropy(model(_unit(x)), y))
+    return float(F.cross_entropy(model(to_unit(x)), y))
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ linearly to 0 over the run (so the last steps do not leave optimizer noise in th
             order = torch.randperm(len(x), generator=g)
             for i in range(0, len(x), batch_size):
                 idx = order[i:i + batch_size]
-                xb, yb = _unit(x[idx].to(dev)), y[idx].to(dev)
+                xb, yb = to_unit(x[idx].to(dev)), y[idx].to(dev)
                 data = F.cross_entropy(model(xb), yb)
                 if initial is None:
                     initial = float(data.detach())
@@ -220,7 +220,7 @@ def topk_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ks=(1, 
     dev = next(model.parameters()).device
     hits = {k: 0 for k in ks}
     for i in range(0, len(x), batch_size):
-        top = model(_unit(x[i:i + batch_size].to(dev))).topk(max(ks), dim=1).indices.cpu()
+        top = model(to_unit(x[i:i + batch_size].to(dev))).topk(max(ks), dim=1).indices.cpu()
         for k in ks:
             hits[k] += int((top[:, :k] == y[i:i + batch_size, None].cpu()).any(1).sum())
     return {k: hits[k] / len(x) for k in ks}
@@ -251,6 +251,20 @@ class FoolResult:
 
 
 @torch.no_grad()
+def template_step(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor,
+                  alpha: torch.Tensor | float) -> torch.Tensor:
+    """``clip(x + alpha * a_t / max|a_t|, 0, 1)``: ``x`` ``(N, 3, H, W)`` in [0, 1] stepped along
+    each target's template, scaled so that ``alpha`` is the largest change of any pixel before
+    clipping (``alpha``: a number or ``(N,)``). On the model's device."""
+    dev = model.mean.device
+    x, target = x.to(dev), target.to(dev)
+    direction = model.templates(tuple(x.shape[1:]))[target]
+    direction = direction / direction.flatten(1).abs().amax(1).clamp_min(1e-300).view(-1, 1, 1, 1)
+    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=dev).expand(len(x))
+    return (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
+
+
+@torch.no_grad()
 def fool_with_template(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
                        confidence: float | None = 0.99, alpha_max: float = 1.0, grid: int = 64,
                        bisections: int = 30) -> FoolResult:
@@ -276,12 +290,9 @@ def fool_with_template(model: PixelSoftmax, x: torch.Tensor, target: torch.Tenso
         raise ValueError(f"target must be classes in [0, {k}), got {target.tolist()}")
     dev = model.mean.device
     x, target = x.to(dev), target.to(dev)
-    A = model.templates(tuple(x.shape[1:]))
-    direction = A[target]
-    direction = direction / direction.flatten(1).abs().amax(1).clamp_min(1e-300).view(-1, 1, 1, 1)
 
     def at(alpha):  # alpha (N,) -> (success (N,), target probability (N,))
-        logits = model((x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1))
+        logits = model(template_step(model, x, target, alpha))
         p = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
         if confidence is None:
             others = logits.scatter(1, target[:, None], -math.inf).amax(1)
@@ -303,7 +314,7 @@ def fool_with_template(model: PixelSoftmax, x: torch.Tensor, target: torch.Tenso
         hi = torch.where(reached & ok, mid, hi)
         lo = torch.where(reached & ~ok, mid, lo)
     alpha = torch.where(reached, hi, torch.zeros(n, device=dev))
-    x_adv = (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
+    x_adv = template_step(model, x, target, alpha)
     r = (x_adv - x).flatten(1)
     return FoolResult(hi.cpu(), x_adv.cpu(), at(alpha)[1].cpu(),
                       reached.cpu(), r.pow(2).mean(1).sqrt().cpu(), r.abs().amax(1).cpu())
@@ -371,12 +382,16 @@ def two_class_bounds(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor
     return gap / diff.norm(dim=1).clamp_min(1e-300), gap / diff.abs().sum(1).clamp_min(1e-300)
 
 
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Images ``(N, 3, H, W)`` in [0, 1] resized to ``size`` x ``size`` by area averaging
-    (antialiased; exact block means when ``size`` divides ``H``)."""
+def resize(x: torch.Tensor, size: int, *, batch_size: int = 8192) -> torch.Tensor:
+    """Images ``(N, 3, H, W)`` in [0, 1] (or uint8, kept uint8) resized to ``size`` x ``size`` by
+    area averaging (antialiased; exact block means when ``size`` divides ``H``), in chunks."""
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    return F.interpolate(x, size=(size, size), mode="area").clamp(0, 1)
+    out = []
+    for i in range(0, len(x), batch_size):
+        small = F.interpolate(to_unit(x[i:i + batch_size]), size=(size, size), mode="area").clamp(0, 1)
+        out.append(small.mul(255).round().to(torch.uint8) if x.dtype == torch.uint8 else small)
+    return torch.cat(out) if out else x[:, :, :size, :size]
 
 
 def channel_bias(templates: torch.Tensor) -> torch.Tensor:
@@ -394,3 +409,33 @@ def show_templates(ax, templates: torch.Tensor, *, title: str = "") -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
+
+
+def fooling_figure(rows: list[dict], class_names, *, scale_title: str = "perturbation (scaled)"):
+    """The source's fooling figure: one row per case, the start image, the perturbation (min-max
+    scaled to be visible) and the result, each titled with the model's prediction and probability.
+
+    ``rows``: dicts with ``model`` (:class:`PixelSoftmax`), ``x`` and ``x_adv`` (``(3, H, W)`` in
+    [0, 1]), ``label`` (a line shown left of the row) and optionally ``note`` (a line above the
+    result's title, e.g. "0.99 not reached"). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6.6, 2.35 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        model, x, x_adv = row["model"], row["x"].float(), row["x_adv"].float()
+        dev = model.mean.device
+        with torch.no_grad():
+            p = model(torch.stack([x, x_adv]).to(dev)).softmax(1).cpu()
+        for ax, img, i, note in ((ax_row[0], x, 0, ""), (ax_row[2], x_adv, 1, row.get("note", ""))):
+            k = int(p[i].argmax())
+            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_title((note + "\n" if note else "") + f"{class_names[k]}\np = {float(p[i, k]):.3f}",
+                         fontsize=9)
+        show_templates(ax_row[1], x_adv - x, title=f"{scale_title}\nmax |r| = {float((x_adv - x).abs().max()):.3f}")
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_row[0].set_ylabel(row["label"], fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,17 @@ PROFILES: dict[str, dict[str, dict]] = {
         "full": dict(grid_points=600, gd_outer_steps=40, gd_inner_steps=2000,
                      c_values=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)),
     },
+    "02_linear_imagenet": {
+        # Both profiles read the same Tiny ImageNet copy (offline: the staged 100 + 10 images per
+        # class); full trains 5x longer, sweeps more weight decays and solves many more exact
+        # optima. decays: Caffe's weight decay in the source's 0-255 pixel units (divided by
+        # 255^2 for our [0, 1] pixels). n_fool: validation images fooled per model with the
+        # template heuristic; n_exact: of those, how many also get the exact L2 and L-infinity optima.
+        "quick": dict(epochs=6, decays=(0.0005, 100.0, 2_000.0, 20_000.0), sizes=(8, 16, 32),
+                      n_fool=40, n_exact=6, lr_steps=40, lesson_images=2_000),
+        "full": dict(epochs=30, decays=(0.0005, 10.0, 100.0, 500.0, 2_000.0, 5_000.0, 20_000.0),
+                     sizes=(8, 16, 32), n_fool=500, n_exact=40, lr_steps=200, lesson_images=10_000),
+    },
     "04_lbfgs_mnist": {
         # quick: every table on a seeded 10,000-image subset with capped L-BFGS, 200 attacked
         # images per model; full: the paper's 60,000 (30,000 per half), L-BFGS to convergence

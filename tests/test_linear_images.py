@@ -10,8 +10,8 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, hstack, identity, vstack
 
 from advtut.linear import LinearSoftmax
-from advtut.linear_images import (PixelSoftmax, fool_with_template, fooling_costs, initial_loss,
-                                  pixel_mean, resize, smoothness, toy_example, topk_accuracy,
+from advtut.linear_images import (PixelSoftmax, fool_with_template, fooling_costs, fooling_figure,
+                                  initial_loss, pixel_mean, resize, smoothness, toy_example, topk_accuracy,
                                   train_pixel_softmax, train_softmax, two_class_bounds)
 from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box
 
@@ -218,3 +218,15 @@ def test_train_pixel_softmax_is_seeded_and_takes_uint8():
     torch.testing.assert_close(a.linear.weight, b.linear.weight, rtol=0, atol=0)
     torch.testing.assert_close(a.linear.weight, c.linear.weight)
     assert topk_accuracy(a, u8, y, ks=(1,)) == topk_accuracy(a, u8.float() / 255, y, ks=(1,))
+
+
+def test_fooling_figure_shows_start_perturbation_and_result():
+    import matplotlib
+    matplotlib.use("Agg")
+    m = _model(k=3, scale=1.0).float()
+    x = torch.rand(3, 4, 4)
+    fig = fooling_figure([dict(model=m, x=x, x_adv=(x + 0.1).clamp(0, 1), label="a"),
+                          dict(model=m, x=x, x_adv=x, label="b")], ["u", "v", "w"])
+    assert len(fig.axes) == 6
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1].startswith("perturbation") and "p = " in titles[0] and "p = " in titles[2]
