@@ -41,9 +41,9 @@ __all__ = ["MinimalMove", "exact_minimal_move", "exact_minimal_move_box", "exact
 class MinimalMove:
     """Moves of ``N`` points, all float64.
 
-    ``x_new``: ``(N, d)`` the moved points; ``r = x_new - x``; ``distance``: ``(N,)`` ``||r||_2`` (``max|r_i|`` for the L-infinity move);
-    ``feasible``: bool ``(N,)``, True where ``x_new`` lies in the target's closed region (up to
-    1e-9 in the logits); ``active``: for the exact method, the classes whose tie with the target
+    ``x_new``: ``(N, d)`` the moved points; ``r = x_new - x``; ``distance``: ``(N,)`` ``||r||_2``
+    (``max |r_i|`` for the L-infinity move); ``feasible``: bool ``(N,)``, True where ``x_new``
+    lies in the target's closed region (up to 1e-9 in the logits); ``active``: for the exact method, the classes whose tie with the target
     binds at ``x_new`` (empty where ``x`` is already in the region; two at a vertex in 2-D).
     """
 
@@ -75,6 +75,16 @@ def _points_and_targets(x, target, *, d: int | None = None,
 
 def _check(model: LinearSoftmax, x, target) -> tuple[torch.Tensor, torch.Tensor]:
     return _points_and_targets(x, target, d=model.n_features, k=model.n_classes)
+
+
+def _check_box(model: LinearSoftmax, x, target, lo: float, hi: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_check`, and ``x`` inside the box ``[lo, hi]^d`` (with ``lo < hi``)."""
+    x, target = _check(model, x, target)
+    if not lo < hi:
+        raise ValueError(f"the box needs lo < hi, got lo={lo}, hi={hi}")
+    if (x < lo).any() or (x > hi).any():
+        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, max {float(x.max()):.4g}")
+    return x, target
 
 
 def _target_constraints(model: LinearSoftmax, t: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -220,11 +230,7 @@ def exact_minimal_move_box(model: LinearSoftmax, x, target, *, lo: float = 0.0, 
     import numpy as np
     from scipy.optimize import minimize
 
-    x, target = _check(model, x, target)
-    if not lo < hi:
-        raise ValueError(f"the box needs lo < hi, got lo={lo}, hi={hi}")
-    if (x < lo).any() or (x > hi).any():
-        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, max {float(x.max()):.4g}")
+    x, target = _check_box(model, x, target, lo, hi)
     W, b = model.weight.numpy(), model.bias.numpy()
     out, ok = [], []
     for xn, t in zip(x.numpy(), target.tolist()):
@@ -326,11 +332,7 @@ def exact_minimal_move_linf_box(model: LinearSoftmax, x, target, *, lo: float = 
     """
     import numpy as np
 
-    x, target = _check(model, x, target)
-    if not lo < hi:
-        raise ValueError(f"the box needs lo < hi, got lo={lo}, hi={hi}")
-    if (x < lo).any() or (x > hi).any():
-        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, max {float(x.max()):.4g}")
+    x, target = _check_box(model, x, target, lo, hi)
     W, bias = model.weight.numpy(), model.bias.numpy()
     out, ok, dist = [], [], []
     for xn, t_cls in zip(x.numpy(), target.tolist()):
