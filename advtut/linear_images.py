@@ -142,8 +142,8 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
 
     Loss: mean cross-entropy + ``weight_decay / 2 * ||W||^2`` (Caffe's weight decay; the bias is
     not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (with ``momentum``; Caffe's default is
-0.9; 0 for the plain steps of the source's lessons). ``anneal``: the learning rate falls
-linearly to 0 over the run (so the last steps do not leave optimizer noise in the weights).
+    0.9). ``anneal``: the learning rate falls linearly to 0 over the run (so the last steps do
+    not leave optimizer noise in the weights).
     Batches are drawn in a seeded order; runs on the model's device; stops early at
     ``max_steps`` or when the loss diverges. Leaves the model in eval mode.
     """

@@ -334,38 +334,35 @@ def exact_minimal_move_linf_box(model: LinearSoftmax, x, target, *, lo: float = 
 
     x, target = _check_box(model, x, target, lo, hi)
     W, bias = model.weight.numpy(), model.bias.numpy()
-    out, ok, dist = [], [], []
+    moves = []
     for xn, t_cls in zip(x.numpy(), target.tolist()):
         others = [j for j in range(len(W)) if j != t_cls]
-        D, e = W[t_cls] - W[others], bias[t_cls] - bias[others]
-        base = D @ xn + e
-        scale_tol = tol * max(1.0, float(np.abs(base).max()))
-        if base.min() >= 0:
-            out.append(xn.copy()), ok.append(True), dist.append(0.0)
-            continue
-        single = np.array([_linf_tau(D[j], base[j], xn, lo, hi) for j in range(len(D))])
-        t = float(single.max())
-        if not math.isfinite(t):  # one tie alone cannot be met inside the box
-            out.append(xn.copy()), ok.append(False), dist.append(math.inf)
-            continue
-        rows = list(dict.fromkeys([int(np.argmin(base)), int(np.argmax(single))]))
-        for _ in range(max_rounds):
-            value, r, lam, rows = _linf_value(D, e, xn, t, lo, hi, rows, scale_tol)
-            if value >= -scale_tol:
-                break
-            t_next = _linf_tau(lam @ D, float(lam @ base), xn, lo, hi)
-            if not t_next > t:  # rounding: the bound can no longer rise
-                break
-            t = t_next
-            if not math.isfinite(t):
-                break
-        else:
-            raise RuntimeError(f"the L-infinity search did not converge in {max_rounds} rounds")
-        if not math.isfinite(t):
-            out.append(xn.copy()), ok.append(False), dist.append(math.inf)
-            continue
-        z = np.clip(xn + r, lo, hi)
-        out.append(z), dist.append(float(np.abs(z - xn).max()))
-        ok.append(bool((D @ z + e).min() >= -1e-6 * max(1.0, float(np.abs(D).max()))))
-    x_new = torch.as_tensor(np.stack(out), dtype=torch.float64)
-    return MinimalMove(x_new, x_new - x, torch.tensor(dist, dtype=torch.float64), torch.tensor(ok))
+        moves.append(_linf_one(W[t_cls] - W[others], bias[t_cls] - bias[others], xn, lo, hi, tol, max_rounds))
+    x_new = torch.as_tensor(np.stack([z for z, _ in moves]), dtype=torch.float64)
+    ok = torch.tensor([feasible for _, feasible in moves])
+    dist = torch.where(ok, (x_new - x).abs().amax(1), math.inf)
+    return MinimalMove(x_new, x_new - x, dist, ok)
+
+
+def _linf_one(D, e, x, lo: float, hi: float, tol: float, max_rounds: int):
+    """One image's L-infinity optimum for the ties ``D z + e >= 0``: ``(z, feasible)``, with
+    ``z = x`` where the box forbids the target (see :func:`exact_minimal_move_linf_box`)."""
+    import numpy as np
+
+    base = D @ x + e
+    if base.min() >= 0:
+        return x.copy(), True
+    scale_tol = tol * max(1.0, float(np.abs(base).max()))
+    single = np.array([_linf_tau(D[j], base[j], x, lo, hi) for j in range(len(D))])
+    t = float(single.max())  # the best bound from one tie alone
+    rows = list(dict.fromkeys([int(np.argmin(base)), int(np.argmax(single))]))
+    for _ in range(max_rounds):
+        if not math.isfinite(t):  # even one combination of the ties cannot be met inside the box
+            return x.copy(), False
+        value, r, lam, rows = _linf_value(D, e, x, t, lo, hi, rows, scale_tol)
+        t_next = _linf_tau(lam @ D, float(lam @ base), x, lo, hi)
+        if value >= -scale_tol or not t_next > t:  # optimal (or rounding stops the bound rising)
+            z = np.clip(x + r, lo, hi)
+            return z, bool((D @ z + e).min() >= -1e-6 * max(1.0, float(np.abs(D).max())))
+        t = t_next
+    raise RuntimeError(f"the L-infinity search did not converge in {max_rounds} rounds")
