@@ -37,12 +37,19 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA), and make
+    CUDA runs repeatable: cuDNN picks deterministic algorithms (no benchmarking), cuBLAS gets a
+    fixed workspace, and torch uses deterministic algorithms where it has them (warning, not
+    failing, for the few operations that have none). On the CPU these flags change nothing."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _figure_style() -> None:
@@ -84,6 +91,17 @@ class ChapterRun:
     def elapsed(self) -> float:
         """Seconds since :func:`start_chapter`."""
         return time.perf_counter() - self.started
+
+    def summary(self):
+        """This run's parameters and its profile's settings as a table (a cell's output)."""
+        from advtut.tables import table
+
+        def text(v):
+            return ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+        rows = [["profile", self.profile], ["seed", str(self.seed)], ["device", str(self.device)]]
+        rows += [[k, text(v)] for k, v in self.settings.items()]
+        return table(rows, ["setting", "value"], caption=f"{self.chapter}: this run's settings")
 
 
 def start_chapter(chapter: str, *, profile: str, seed: int, device: str = "auto",

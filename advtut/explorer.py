@@ -14,15 +14,16 @@ __all__ = ["explorer_figure", "explorer"]
 
 
 def explorer_figure(model: LinearSoftmax, grid: Grid, point, class_names, *, feature_names=None,
-                    x=None, y=None):
-    """The explorer's view at ``point`` ``(2,)``: the map with the point, and its probabilities."""
+                    x=None, y=None, unit: str = ""):
+    """The explorer's view at ``point`` ``(2,)``: the map with the point, and its probabilities
+    (``unit``: the features' unit, shown in the title)."""
     proba = model.proba([float(point[0]), float(point[1])])[0]
     return plot_explorer_view(grid, model.predict(grid.points), point, proba, class_names,
-                              feature_names=feature_names, x=x, y=y)
+                              feature_names=feature_names, x=x, y=y, unit=unit)
 
 
 def explorer(model: LinearSoftmax, grid: Grid, class_names, *, start=(4.0, 1.2),
-             feature_names=None, x=None, y=None):
+             feature_names=None, x=None, y=None, unit: str = ""):
     """Sliders over ``grid``'s extent; each move redraws :func:`explorer_figure`. Returns the widget."""
     import ipywidgets as widgets
 
@@ -37,7 +38,7 @@ def explorer(model: LinearSoftmax, grid: Grid, class_names, *, start=(4.0, 1.2),
 
     def show(length, width):
         explorer_figure(model, grid, (length, width), class_names, feature_names=feature_names,
-                        x=x, y=y)
+                        x=x, y=y, unit=unit)
         plt.show()
 
     return widgets.interactive(show, length=length, width=width)

@@ -6,18 +6,18 @@ Chapter 2 (Karpathy, "Breaking Linear Classifiers on ImageNet", 2015). Images ar
 ``mean`` the per-pixel training mean in that scale. Everything about fooling is stated in [0, 1]
 pixel units: :meth:`PixelSoftmax.affine` gives the equivalent ``A x + c`` on [0, 1] pixels.
 
-- :func:`toy_example`: the source's ten-dimensional logistic regression, exactly.
 - :func:`train_softmax`: mini-batch training with Caffe's weight decay (``lambda/2 ||W||^2``).
-- :func:`fool_with_template`: the source's fooling, ``clip(x + alpha * w_t / max|w_t|)`` with the
-  smallest ``alpha`` that makes the target's probability reach a confidence.
-- :func:`fooling_costs`: the heuristic beside the exact smallest L2 and L-infinity perturbations
+- :func:`fooling_costs`: the template attack (:mod:`advtut.attacks.template`) beside the exact smallest L2 and L-infinity perturbations
   (:func:`advtut.minimal_move.exact_minimal_move_box`, :func:`~advtut.minimal_move.exact_minimal_move_linf_box`)
-  and the two-class closed forms (:func:`two_class_bounds`), which are lower bounds.
+  and the two-class closed forms (:func:`advtut.minimal_move.two_class_bounds`), which are lower bounds.
 - :func:`smoothness`: how noisy a template looks, as one number.
+
+The chapter's experiments and the source's numbers are in :mod:`advtut.chapters.linear_imagenet`.
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,38 +27,13 @@ from torch import nn
 from tqdm.std import tqdm
 
 from advtut.linear import LinearSoftmax
-from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box
+from advtut.training import TrainLog
+from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
+                                  two_class_bounds)
 
-__all__ = ["ToyExample", "toy_example", "PixelSoftmax", "pixel_mean", "initial_loss", "TrainLog",
-           "train_softmax", "train_pixel_softmax", "topk_accuracy", "smoothness", "FoolResult",
-           "fool_with_template", "FoolingCosts", "fooling_costs", "two_class_bounds", "resize",
-           "channel_bias", "show_templates", "to_unit", "template_step", "fooling_figure"]
-
-
-@dataclass(frozen=True)
-class ToyExample:
-    """The source's binary logistic regression: score ``w.x`` (no bias), ``P(class 1)``, and
-    the same after the step ``x_ad = x + eps * w``."""
-
-    x: np.ndarray
-    w: np.ndarray
-    eps: float
-    score: float
-    p: float
-    x_ad: np.ndarray
-    score_ad: float
-    p_ad: float
-
-
-def toy_example(eps: float = 0.5) -> ToyExample:
-    """The source's numbers: ``x``, ``w`` in 10 dimensions, score -3 (P = 0.0474), and with
-    ``x + 0.5 w`` score 2 (P = 0.88): every dimension gains ``eps |w_i|``, ``eps ||w||_1`` in all."""
-    x = np.array([2, -1, 3, -2, 2, 2, 1, -4, 5, 1], dtype=float)
-    w = np.array([-1, -1, 1, -1, 1, -1, 1, 1, -1, 1], dtype=float)
-    sig = lambda s: 1.0 / (1.0 + math.exp(-s))  # noqa: E731
-    x_ad = x + eps * w
-    return ToyExample(x, w, eps, float(w @ x), sig(float(w @ x)), x_ad, float(w @ x_ad),
-                      sig(float(w @ x_ad)))
+__all__ = ["PixelSoftmax", "to_unit", "pixel_mean", "initial_loss", "train_softmax",
+           "train_pixel_softmax", "smoothness", "FoolingCosts", "fooling_costs",
+           "resize", "channel_bias"]
 
 
 class PixelSoftmax(nn.Module):
@@ -116,21 +91,12 @@ def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: 
     """The cross-entropy of a fresh :class:`PixelSoftmax` (weights ~ N(0, init_std^2), zero bias)
     on ``x``, ``y``: the number the source reads at the start of training. A small init gives
     about ``log(n_classes)``; a large one, scores of many units and a loss far above it."""
-    torch.manual_seed(seed)
-    model = PixelSoftmax(x[0].numel(), n_classes, scale=scale,
-                         mean=pixel_mean(x, scale=scale) if mean is None else mean, init_std=init_std)
+    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's random state is kept
+        torch.manual_seed(seed)
+        model = PixelSoftmax(x[0].numel(), n_classes, scale=scale,
+                             mean=pixel_mean(x, scale=scale) if mean is None else mean,
+                             init_std=init_std)
     return float(F.cross_entropy(model(to_unit(x)), y))
-
-
-@dataclass(frozen=True)
-class TrainLog:
-    """``losses``: the mini-batch objective (data loss + weight decay) at each step;
-    ``initial_loss``: the data loss on the first batch before any step; ``diverged``: the loss
-    became NaN or infinite (training stopped there)."""
-
-    losses: tuple[float, ...]
-    initial_loss: float
-    diverged: bool
 
 
 def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: float,
@@ -154,6 +120,7 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
     if lr <= 0 or weight_decay < 0 or epochs < 1 or batch_size < 1:
         raise ValueError(f"need lr > 0, weight_decay >= 0, epochs >= 1, batch_size >= 1; got lr={lr}, "
                          f"weight_decay={weight_decay}, epochs={epochs}, batch_size={batch_size}")
+    start = time.perf_counter()
     dev = model.mean.device
     if optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -192,7 +159,9 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
             if diverged or (max_steps is not None and steps >= max_steps):
                 break
     model.eval()
-    return TrainLog(tuple(losses), float(initial), diverged)
+    return TrainLog(tuple(losses), n_steps=steps, n_evals=steps,
+                    seconds=time.perf_counter() - start, initial_loss=float(initial),
+                    diverged=diverged)
 
 
 def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, weight_decay: float,
@@ -204,26 +173,13 @@ def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, wei
     with Caffe's ``weight_decay`` (in [0, 1] units: the source's ``lambda`` / 255^2).
     ``x``: ``(N, 3, H, W)`` float in [0, 1] or uint8; returns the model (on ``device``, eval
     mode) and its :class:`TrainLog`."""
-    torch.manual_seed(seed)
-    model = PixelSoftmax(x[0].numel(), n_classes, scale=1.0, mean=pixel_mean(x),
-                         init_std=init_std).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's random state is kept
+        torch.manual_seed(seed)
+        model = PixelSoftmax(x[0].numel(), n_classes, scale=1.0, mean=pixel_mean(x),
+                             init_std=init_std).to(device)
     log = train_softmax(model, x, y, lr=lr, weight_decay=weight_decay, epochs=epochs,
                         batch_size=batch_size, anneal=True, seed=seed, progress=progress)
     return model, log
-
-
-@torch.no_grad()
-def topk_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ks=(1, 5),
-                  batch_size: int = 2048) -> dict[int, float]:
-    """``{k: fraction of x whose label is among the model's k highest scores}`` (``x`` float in
-    [0, 1] or uint8)."""
-    dev = next(model.parameters()).device
-    hits = {k: 0 for k in ks}
-    for i in range(0, len(x), batch_size):
-        top = model(to_unit(x[i:i + batch_size].to(dev))).topk(max(ks), dim=1).indices.cpu()
-        for k in ks:
-            hits[k] += int((top[:, :k] == y[i:i + batch_size, None].cpu()).any(1).sum())
-    return {k: hits[k] / len(x) for k in ks}
 
 
 def smoothness(templates: torch.Tensor) -> torch.Tensor:
@@ -234,90 +190,6 @@ def smoothness(templates: torch.Tensor) -> torch.Tensor:
     dx = (t[..., :, 1:] - t[..., :, :-1]).pow(2).flatten(1).mean(1)
     dy = (t[..., 1:, :] - t[..., :-1, :]).pow(2).flatten(1).mean(1)
     return (dx + dy) / 2 / (2 * t.flatten(1).var(1).clamp_min(1e-300))
-
-
-@dataclass(frozen=True)
-class FoolResult:
-    """Per example: ``alpha`` the smallest step found (NaN where not reached), ``x_adv`` the
-    fooled image (``x`` where not reached), ``p_target`` its target probability, ``reached``,
-    and the perturbation's ``rms`` (root mean square over pixels) and ``linf``, in [0, 1] units."""
-
-    alpha: torch.Tensor
-    x_adv: torch.Tensor
-    p_target: torch.Tensor
-    reached: torch.Tensor
-    rms: torch.Tensor
-    linf: torch.Tensor
-
-
-@torch.no_grad()
-def template_step(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor,
-                  alpha: torch.Tensor | float) -> torch.Tensor:
-    """``clip(x + alpha * a_t / max|a_t|, 0, 1)``: ``x`` ``(N, 3, H, W)`` in [0, 1] stepped along
-    each target's template, scaled so that ``alpha`` is the largest change of any pixel before
-    clipping (``alpha``: a number or ``(N,)``). On the model's device."""
-    dev = model.mean.device
-    x, target = x.to(dev), target.to(dev)
-    direction = model.templates(tuple(x.shape[1:]))[target]
-    direction = direction / direction.flatten(1).abs().amax(1).clamp_min(1e-300).view(-1, 1, 1, 1)
-    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=dev).expand(len(x))
-    return (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
-
-
-@torch.no_grad()
-def fool_with_template(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
-                       confidence: float | None = 0.99, alpha_max: float = 1.0, grid: int = 64,
-                       bisections: int = 30) -> FoolResult:
-    """The source's fooling: ``x(alpha) = clip(x + alpha * a_t / max|a_t|, 0, 1)``, ``a_t`` the
-    target's template in [0, 1] units, with the smallest ``alpha`` in ``(0, alpha_max]`` at which
-    the target's probability reaches ``confidence`` (``None``: at which the target becomes the
-    top class, the criterion of the exact minimal perturbations).
-
-    ``x``: ``(N, 3, H, W)`` in [0, 1]; ``target``: ``(N,)`` class indices. ``alpha`` is the
-    largest change of any pixel before clipping. A geometric grid of ``grid`` values from
-    ``alpha_max / 1e4`` finds the first that succeeds, then bisection narrows it (success need
-    not be monotone once pixels clip, so it is the first crossing on the grid). Not reached within
-    ``alpha_max``: ``reached`` False.
-    """
-    if (confidence is not None and not 0 < confidence < 1) or alpha_max <= 0:
-        raise ValueError(f"need confidence in (0, 1) or None and alpha_max > 0, got {confidence}, {alpha_max}")
-    if x.ndim != 4 or target.shape != (len(x),):
-        raise ValueError(f"x must be (N, 3, H, W) and target (N,), got {tuple(x.shape)}, {tuple(target.shape)}")
-    if float(x.min()) < 0 or float(x.max()) > 1:
-        raise ValueError("x must lie in [0, 1]")
-    k = model.linear.out_features
-    if len(target) and (int(target.min()) < 0 or int(target.max()) >= k):
-        raise ValueError(f"target must be classes in [0, {k}), got {target.tolist()}")
-    dev = model.mean.device
-    x, target = x.to(dev), target.to(dev)
-
-    def at(alpha):  # alpha (N,) -> (success (N,), target probability (N,))
-        logits = model(template_step(model, x, target, alpha))
-        p = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
-        if confidence is None:
-            others = logits.scatter(1, target[:, None], -math.inf).amax(1)
-            return logits.gather(1, target[:, None]).squeeze(1) > others, p
-        return p >= confidence, p
-
-    alphas = torch.logspace(math.log10(alpha_max) - 4, math.log10(alpha_max), grid, device=dev)
-    n = len(x)
-    first = torch.full((n,), -1, dtype=torch.long, device=dev)
-    for i, a in enumerate(alphas):
-        ok = at(a.expand(n))[0] & (first < 0)
-        first[ok] = i
-    reached = first >= 0
-    hi = torch.where(reached, alphas[first.clamp_min(0)], torch.full((n,), math.nan, device=dev))
-    lo = torch.where(first > 0, alphas[(first - 1).clamp_min(0)], torch.zeros(n, device=dev))
-    for _ in range(bisections):
-        mid = (lo + hi) / 2
-        ok = at(torch.nan_to_num(mid))[0]
-        hi = torch.where(reached & ok, mid, hi)
-        lo = torch.where(reached & ~ok, mid, lo)
-    alpha = torch.where(reached, hi, torch.zeros(n, device=dev))
-    x_adv = template_step(model, x, target, alpha)
-    r = (x_adv - x).flatten(1)
-    return FoolResult(hi.cpu(), x_adv.cpu(), at(alpha)[1].cpu(),
-                      reached.cpu(), r.pow(2).mean(1).sqrt().cpu(), r.abs().amax(1).cpu())
 
 
 @dataclass(frozen=True)
@@ -346,6 +218,8 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
     """The template heuristic, the exact optima and the two-class bounds for the same images and
     targets: ``x`` ``(N, 3, H, W)`` in [0, 1], ``target`` ``(N,)``. The exact solvers run on the
     CPU in float64, about a second per 64x64 image with 200 classes."""
+    from advtut.attacks.template import fool_with_template
+
     heur = fool_with_template(model, x, target, confidence=None)
     aff = model.affine()
     flat, d = x.flatten(1).double().cpu(), x[0].numel()
@@ -365,23 +239,6 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
         bound_rms=b2.cpu() / math.sqrt(d), bound_linf=binf.cpu(), feasible=ok)
 
 
-def two_class_bounds(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two-class closed forms against the currently winning class ``k``: the margin
-    ``s_k - s_t`` over ``||a_t - a_k||_2`` (L2) and over ``||a_t - a_k||_1`` (L-infinity).
-
-    They ignore the other classes and the box, so they are lower bounds of the exact optima.
-    ``x``: ``(N, d)``; returns ``(l2, linf)``, each ``(N,)``.
-    """
-    x = x.double().to(model.weight.device)
-    target = target.to(model.weight.device)
-    s = x @ model.weight.double().T + model.bias.double()
-    k = s.argmax(1)
-    diff = model.weight.double()[target] - model.weight.double()[k]
-    gap = (s.gather(1, k[:, None]) - s.gather(1, target[:, None])).squeeze(1).clamp_min(0)
-    return gap / diff.norm(dim=1).clamp_min(1e-300), gap / diff.abs().sum(1).clamp_min(1e-300)
-
-
 def resize(x: torch.Tensor, size: int, *, batch_size: int = 8192) -> torch.Tensor:
     """Images ``(N, 3, H, W)`` in [0, 1] (or uint8, kept uint8) resized to ``size`` x ``size`` by
     area averaging (antialiased; exact block means when ``size`` divides ``H``), in chunks."""
@@ -399,43 +256,3 @@ def channel_bias(templates: torch.Tensor) -> torch.Tensor:
     of the other two, ``(K, 3)`` (positive green and negative red and blue: "counts green")."""
     m = templates.double().mean((2, 3))               # (K, 3)
     return m - (m.sum(1, keepdim=True) - m) / 2
-
-
-def show_templates(ax, templates: torch.Tensor, *, title: str = "") -> None:
-    """One template as an RGB image, each min-max scaled to [0, 1] (the source's rendering)."""
-    t = templates.double()
-    t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-300)
-    ax.imshow(t.permute(1, 2, 0).numpy(), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-
-
-def fooling_figure(rows: list[dict], class_names, *, scale_title: str = "perturbation (scaled)"):
-    """The source's fooling figure: one row per case, the start image, the perturbation (min-max
-    scaled to be visible) and the result, each titled with the model's prediction and probability.
-
-    ``rows``: dicts with ``model`` (:class:`PixelSoftmax`), ``x`` and ``x_adv`` (``(3, H, W)`` in
-    [0, 1]), ``label`` (a line shown left of the row) and optionally ``note`` (a line above the
-    result's title, e.g. "0.99 not reached"). Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(rows), 3, figsize=(6.6, 2.35 * len(rows)), squeeze=False)
-    for ax_row, row in zip(axes, rows):
-        model, x, x_adv = row["model"], row["x"].float(), row["x_adv"].float()
-        dev = model.mean.device
-        with torch.no_grad():
-            p = model(torch.stack([x, x_adv]).to(dev)).softmax(1).cpu()
-        for ax, img, i, note in ((ax_row[0], x, 0, ""), (ax_row[2], x_adv, 1, row.get("note", ""))):
-            k = int(p[i].argmax())
-            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_title((note + "\n" if note else "") + f"{class_names[k]}\np = {float(p[i, k]):.3f}",
-                         fontsize=9)
-        show_templates(ax_row[1], x_adv - x, title=f"{scale_title}\nmax |r| = {float((x_adv - x).abs().max()):.3f}")
-        for ax in ax_row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax_row[0].set_ylabel(row["label"], fontsize=9)
-    fig.tight_layout()
-    return fig

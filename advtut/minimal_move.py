@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 import torch
 
+from advtut import lagrangian
 from advtut.linear import LinearSoftmax
 
 __all__ = ["MinimalMove", "exact_minimal_move", "exact_minimal_move_box", "exact_minimal_move_linf_box",
-           "pairwise_lower_bound", "minimal_move_gd"]
+           "two_class_bounds", "pairwise_lower_bound", "minimal_move_gd"]
 
 
 @dataclass(frozen=True)
@@ -135,20 +136,40 @@ def exact_minimal_move(model: LinearSoftmax, x, target, *, tol: float = 1e-9) ->
                        torch.ones(len(x), dtype=torch.bool), tuple(active))
 
 
+def _two_class(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor):
+    """The two-class picture, ``x`` ``(N, d)`` float64: the winning class ``k`` ``(N,)``, the
+    normal ``a = w_t - w_k`` ``(N, d)`` and the margin ``s_k - s_t >= 0`` ``(N,)``."""
+    s = x @ model.weight.double().T + model.bias.double()
+    k = s.argmax(1)
+    a = model.weight.double()[target] - model.weight.double()[k]
+    gap = (s.gather(1, k[:, None]) - s.gather(1, target[:, None])).squeeze(1).clamp_min(0)
+    return k, a, gap
+
+
+def two_class_bounds(model: LinearSoftmax, x: torch.Tensor, target: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two-class closed forms against the currently winning class ``k``: the margin
+    ``s_k - s_t`` over ``||a_t - a_k||_2`` (L2) and over ``||a_t - a_k||_1`` (L-infinity).
+
+    They ignore the other classes and the box, so they are lower bounds of the exact optima.
+    ``x``: ``(N, d)``; returns ``(l2, linf)``, each ``(N,)`` float64.
+    """
+    x = x.double().to(model.weight.device)
+    _, a, gap = _two_class(model, x, target.to(model.weight.device))
+    return gap / a.norm(dim=1).clamp_min(1e-300), gap / a.abs().sum(1).clamp_min(1e-300)
+
+
 def pairwise_lower_bound(model: LinearSoftmax, x, target, *, tol: float = 1e-9) -> MinimalMove:
     """Project each point onto the tie line between its predicted class ``c`` and ``target``.
 
-    ``distance = max(z_c - z_t, 0) / ||w_c - w_t||_2``: a lower bound on the exact distance.
-    ``feasible`` says whether the foot point is in the target's region (it may be in a third
-    class's region instead). Points already predicted as the target do not move.
+    ``distance = max(z_c - z_t, 0) / ||w_c - w_t||_2`` (the L2 half of
+    :func:`two_class_bounds`): a lower bound on the exact distance. ``feasible`` says whether the
+    foot point is in the target's region (it may be in a third class's region instead). Points
+    already predicted as the target do not move.
     """
     x, target = _check(model, x, target)
-    c = model.predict(x)
-    a = model.weight[target] - model.weight[c]  # (N, d): normal pointing towards the target
-    b = model.bias[target] - model.bias[c]
-    gap = (a * x).sum(1) + b  # z_t - z_c <= 0 unless already the target
-    norm2 = (a * a).sum(1).clamp_min(1e-300)
-    step = torch.where(c == target, torch.zeros_like(gap), (-gap).clamp_min(0) / norm2)
+    _, a, gap = _two_class(model, x, target)  # a: (N, d), the normal towards the target
+    step = gap / (a * a).sum(1).clamp_min(1e-300)
     x_new = x + step.unsqueeze(1) * a
     logits = model.logits(x_new)
     feasible = logits.gather(1, target[:, None]).squeeze(1) >= logits.max(1).values - tol
@@ -166,7 +187,8 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
 
         L(z) = 1/2 ||z - x||^2 + 1/(2 rho) * sum_j (max(0, lam_j + rho h_j(z))^2 - lam_j^2)
 
-    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))``. Each ``h_j`` is first divided by
+    and then updates ``lam_j <- max(0, lam_j + rho h_j(z))`` (:mod:`advtut.lagrangian`, shared with
+    the L-BFGS attack's boundary refinement). Each ``h_j`` is first divided by
     ``||grad h_j(x)||`` (so every tie counts alike whatever the model's scale); ``rho`` defaults
     to 10 and ``lr`` to ``1 / (1 + rho * min(K - 1, d))``, a stable step for a linear model with
     every tie active.
@@ -177,34 +199,30 @@ def minimal_move_gd(model, x, target, *, rho: float | None = None, outer_steps: 
         raise ValueError(f"rho must be > 0 (or None) and outer_steps, inner_steps >= 1; got "
                          f"rho={rho}, outer_steps={outer_steps}, inner_steps={inner_steps}")
 
-    def raw_h(z):  # (N, K): z_j - z_t, the target's own column is 0 and never binds
+    def raw_h(z):  # (N, K): z_j - z_t, the target's own column -inf (it never binds)
         logits = model(z)
         if logits.ndim != 2 or logits.shape[0] != len(x) or (target >= logits.shape[1]).any():
             raise ValueError(f"model must return logits (N, K) with targets < K, got {tuple(logits.shape)}")
-        return logits - logits.gather(1, target[:, None])
+        return lagrangian.ties(logits, target)
 
-    z = x.clone().requires_grad_(True)
-    hz = raw_h(z)
-    k = hz.shape[1]
-    norms = torch.stack([torch.linalg.vector_norm(torch.autograd.grad(hz[:, j].sum(), z, retain_graph=True)[0], dim=1)
-                         for j in range(k)], dim=1).clamp_min(1e-12)  # (N, K)
+    scales = lagrangian.tie_scales(raw_h, x, target)  # (N, K)
 
     def h(z):  # the ties, each scaled to a unit gradient at x
-        return raw_h(z) / norms
+        return raw_h(z) / scales
 
+    k = scales.shape[1]
     rho = 10.0 if rho is None else rho
     lr = 1.0 / (1.0 + rho * min(k - 1, x.shape[1])) if lr is None else lr
-    lam = torch.zeros_like(h(x))
+    lam = torch.zeros_like(scales)
     z = x.clone()
     for _ in range(outer_steps):
         for _ in range(inner_steps):
             z.requires_grad_(True)
-            penalty = (torch.clamp(lam + rho * h(z), min=0) ** 2).sum() / (2 * rho)
-            loss = 0.5 * ((z - x) ** 2).sum() + penalty
+            loss = (0.5 * ((z - x) ** 2).sum(1) + lagrangian.penalty(h(z), lam, rho)).sum()
             (grad,) = torch.autograd.grad(loss, z)
             z = (z - lr * grad).detach()
         with torch.no_grad():
-            lam = torch.clamp(lam + rho * h(z), min=0)
+            lam = lagrangian.update_multipliers(h(z), lam, rho)
     with torch.no_grad():
         feasible = h(z).max(1).values <= tol
     r = z - x

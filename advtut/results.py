@@ -8,7 +8,15 @@ A chapter collects its headline numbers with :func:`entry` and writes them with
     write_results(results_path, chapter="01_iris", profile=profile, seed=seed,
                   device="cpu", runtime_s=12.3, results=rows)
 
-:func:`check_results` lists the entries whose ``ours`` is further than ``tol`` from ``source``;
+:func:`invariant` records what must hold in any profile (an attack's success rate is 1, a lower
+bound is at most the exact value), so that the gate can fail even where the quick profile is not
+meant to match the source::
+
+    rows.append(invariant("attack success rate", rate, op="==", value=1.0, tol=0,
+                          unit="fraction", note="every attacked image must be fooled"))
+
+:func:`check_results` lists the entries whose ``ours`` is further than ``tol`` from ``source``
+and the invariants that do not hold;
 :func:`report_markdown` renders one table per chapter, quick (this build) beside full (recorded
 under ``results/full/``). This module imports nothing else of ``advtut``.
 """
@@ -19,8 +27,8 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["entry", "write_results", "load_results", "check_results", "markdown_table",
-           "report_markdown"]
+__all__ = ["entry", "invariant", "write_results", "load_results", "check_results",
+           "format_value", "markdown_table", "report_markdown"]
 
 _NUMBER = (int, float)
 
@@ -69,6 +77,32 @@ def entry(name: str, ours, *, source=None, tol: float | None = None, unit: str =
     return out
 
 
+_OPS = {">=": "≥", "<=": "≤", "==": "="}
+
+
+def invariant(name: str, ours, *, op: str, value: float, tol: float = 0.0, unit: str = "",
+              note: str) -> dict:
+    """An entry that must hold in every profile: ``ours op value`` up to ``tol``.
+
+    ``op`` is ``">="`` (``ours >= value - tol``), ``"<="`` (``ours <= value + tol``) or ``"=="``
+    (``|ours - value| <= tol``). ``source`` is None (the source does not state it; the chapter's
+    own maths does), and ``note`` must say why it holds. Written as
+    ``{"name", "ours", "source": null, "expect": {"op", "value"}, "tol", "unit", "note"}``.
+    """
+    if op not in _OPS:
+        raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r} for {name!r}")
+    if not note:
+        raise ValueError(f"{name!r}: an invariant needs a note saying why it must hold")
+    out = entry(name, ours, unit=unit, note=note)
+    value, tol = _plain(value, "value"), _plain(tol, "tol")
+    if not isinstance(value, _NUMBER) or not isinstance(tol, _NUMBER) or tol < 0:
+        raise ValueError(f"{name!r}: value must be a number and tol a number >= 0, got {value!r}, {tol!r}")
+    if not isinstance(out["ours"], _NUMBER) and out["ours"] is not None:
+        raise ValueError(f"{name!r}: an invariant needs a numeric ours, got {ours!r}")
+    return {"name": out["name"], "ours": out["ours"], "source": None,
+            "expect": {"op": op, "value": float(value)}, "tol": float(tol), "unit": unit, "note": note}
+
+
 def write_results(path, *, chapter: str, profile: str, seed: int, device: str, runtime_s: float,
                   results: list[dict], machine: str | None = None) -> Path:
     """Write the results JSON (BOOK.md format) atomically; returns the path."""
@@ -104,41 +138,61 @@ def load_results(path) -> dict:
     return doc
 
 
+def _holds(r: dict) -> bool:
+    ours, (op, value), tol = r["ours"], (r["expect"]["op"], r["expect"]["value"]), r["tol"]
+    if not isinstance(ours, _NUMBER):
+        return False  # NaN is written as null: it holds nothing
+    if op == ">=":
+        return ours >= value - tol - 1e-12
+    if op == "<=":
+        return ours <= value + tol + 1e-12
+    return abs(ours - value) <= tol + 1e-12
+
+
 def _within(r: dict) -> bool:
+    if "expect" in r:
+        return _holds(r)
     if isinstance(r["ours"], str) or isinstance(r["source"], str):
         return r["ours"] == r["source"]
     return abs(r["ours"] - r["source"]) <= r["tol"] + 1e-12
 
 
 def check_results(doc: dict) -> list[str]:
-    """Sentences for each entry with a ``tol`` whose ``|ours - source| > tol`` (empty: all pass).
-
-    Text entries (``tol=0``) must be equal.
+    """Sentences for each entry with a ``tol`` whose ``|ours - source| > tol``, and for each
+    invariant that does not hold (empty: all pass). Text entries (``tol=0``) must be equal.
     """
     failures = []
     for r in doc["results"]:
         if r.get("tol") is None:
             continue
-        if not _within(r):
+        if "expect" in r and not _holds(r):
+            e = r["expect"]
+            failures.append(f"{doc['chapter']}: {r['name']}: ours {r['ours']!r} breaks the "
+                            f"invariant {e['op']} {e['value']!r} (tol {r['tol']})")
+        elif "expect" not in r and not _within(r):
             gap = "differs" if isinstance(r["ours"], str) else f"|gap| {abs(r['ours'] - r['source']):.4g}"
             failures.append(f"{doc['chapter']}: {r['name']}: ours {r['ours']!r}, source "
                             f"{r['source']!r}, {gap}, tol {r['tol']}")
     return failures
 
 
-def _fmt(value) -> str:
-    if value is None:
+def format_value(value, *, digits: int = 4) -> str:
+    """A table cell as text: floats to ``digits`` significant digits, None and NaN as a dash,
+    bools yes/no, 0-d tensors and NumPy scalars by their value."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A Markdown (MyST) table; floats to 4 significant digits, None as a dash."""
-    esc = lambda s: _fmt(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    esc = lambda s: format_value(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -147,6 +201,9 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def _status(r: dict) -> str:
     if r.get("tol") is None:
         return "no equality expected"
+    if "expect" in r:
+        bound = f"{_OPS[r['expect']['op']]} {format_value(r['expect']['value'])}"
+        return f"invariant {bound}: " + ("holds" if _holds(r) else "**broken**")
     return "within tol" if _within(r) else "**outside tol**"
 
 

@@ -7,14 +7,18 @@ checked a second after load); its formulas are typeset when the book serves Math
 JavaScript error, no console error and no failed request,
 except, allowed by name, requests to hosts outside this machine (the CI has no internet) and
 favicon.ico. On chapter pages the Colab and Binder buttons must open the *source* notebook in the
-repository set in _config.yml. A full-page screenshot of each page is written. Exits 1 on any
-failure, listing every one.
+repository set in _config.yml. The page must also read well (`page_problems`): no Markdown table
+left as raw `| a | b |` text, at most one tqdm progress-bar line per loop in an output (and at most
+MAX_PROGRESS_LINES on the page), no code block (cell input, cell output or Markdown code) that
+scrolls sideways in the book's column, and no code cell over MAX_CELL_LINES lines (hidden inputs
+included). A full-page screenshot of each page is written. Exits 1 on any failure, listing every one.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import http.server
+import re
 import sys
 import threading
 from pathlib import Path
@@ -24,6 +28,12 @@ import yaml
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+MAX_CELL_LINES = 30       # a code cell longer than this does not fit on a reader's screen
+MAX_PROGRESS_LINES = 25   # progress-bar lines a whole page may show (one per loop is the rule)
+# A tqdm line: "desc:  45%|████▌     | 9/20 [00:01<00:02,  5.1it/s]"; group 1 is the description.
+PROGRESS_LINE = re.compile(r"^(.*?)\s*\d{1,3}%\|.*\|\s*[\d.]+[kMGT]?/[\d.]+[kMGT]?\s*\[")
+PIPE_RULE = re.compile(r"\|\s*:?-{3,}")  # the "|---" rule under a Markdown table's header (JS too)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -51,6 +61,101 @@ def _expected_launch_links(repo_root: Path, page: str) -> list[str]:
     nb = page[:-len(".html")] + ".ipynb"
     return [f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{nb}",
             f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=tree/{nb}"]
+
+
+def _short(text: str, n: int = 60) -> str:
+    """The first n characters of text on one line, quoted, for a problem report."""
+    return repr(" ".join(text.split())[:n])
+
+
+def _frames(text: str) -> list[str]:
+    """An output's text split on newlines and carriage returns: each \\r starts a new tqdm frame.
+
+    (The HTML parser reads a bare \\r in a page's source as a line break, so a browser shows each.)
+    """
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def raw_tables(page) -> list[str]:
+    """Markdown tables that reached the page as text (a "|---" rule outside pre, code and table)."""
+    blocks = page.evaluate("""rule => {
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        const found = new Set(), re = new RegExp(rule);
+        while (walk.nextNode()) {
+            const el = walk.currentNode.parentElement;
+            if (!el.closest('pre, code, table, script, style, textarea')
+                && re.test(walk.currentNode.textContent))
+                found.add(el.closest('p, li, dt, dd, h1, h2, h3, h4, h5, h6, div') || el);
+        }
+        return Array.from(found, el => el.textContent);
+    }""", PIPE_RULE.pattern)
+    return [f"Markdown table shown as raw text: {_short(text)}" for text in blocks]
+
+
+def progress_problems(outputs: list[str]) -> list[str]:
+    """tqdm lines in the given output texts: one line per loop and output, MAX_PROGRESS_LINES a page."""
+    problems, total = [], 0
+    for text in outputs:
+        bars: dict[str, list[str]] = {}
+        for line in _frames(text):
+            match = PROGRESS_LINE.match(line.strip())
+            if match:
+                bars.setdefault(match.group(1), []).append(line.strip())
+        for desc, lines in bars.items():
+            if len(lines) > 1:
+                problems.append(f"progress bar {desc or '(no description)'!r} left {len(lines)} lines "
+                                f"in one output (at most 1): {_short(lines[-1])}")
+        total += sum(len(lines) for lines in bars.values())
+    if total > MAX_PROGRESS_LINES:
+        problems.append(f"{total} progress-bar lines on the page (at most {MAX_PROGRESS_LINES})")
+    return problems
+
+
+def wide_code(page) -> list[str]:
+    """Code blocks wider than the column: cell inputs, cell outputs and Markdown code blocks.
+
+    Collapsed <details> (hidden cells) are opened just long enough to measure them.
+    """
+    blocks = page.evaluate("""() => {
+        const closed = Array.from(document.querySelectorAll('details:not([open])'));
+        closed.forEach(d => d.open = true);
+        const blocks = Array.from(
+            document.querySelectorAll('div.highlight pre, div.cell_input pre, div.cell_output pre'),
+            pre => ({kind: pre.closest('.cell_input') ? 'code cell input'
+                         : pre.closest('.cell_output') ? 'code cell output' : 'code block',
+                     text: pre.textContent, scroll: pre.scrollWidth, client: pre.clientWidth}));
+        closed.forEach(d => d.open = false);
+        return blocks;
+    }""")
+    problems = []
+    for b in blocks:
+        if b["scroll"] > b["client"] + 1:
+            widest = max(b["text"].split("\n"), key=len)
+            problems.append(f"{b['kind']} scrolls sideways ({b['scroll']}px wide in a "
+                            f"{b['client']}px column): {_short(widest)}")
+    return problems
+
+
+def long_cells(page) -> list[str]:
+    """Code cells whose source has more than MAX_CELL_LINES lines (hidden inputs count too)."""
+    sources = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input'),
+        cell => (cell.querySelector('pre') || cell).textContent)""")
+    problems = []
+    for source in sources:
+        lines = source.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if len(lines) > MAX_CELL_LINES:
+            problems.append(f"code cell has {len(lines)} lines (at most {MAX_CELL_LINES}): "
+                            f"{_short(lines[0])}")
+    return problems
+
+
+def page_problems(page) -> list[str]:
+    """What makes a loaded page read badly: raw tables, progress-bar spam, wide code, long cells."""
+    outputs = page.evaluate(
+        "Array.from(document.querySelectorAll('div.cell_output pre'), pre => pre.textContent)")
+    return raw_tables(page) + progress_problems(outputs) + wide_code(page) + long_cells(page)
 
 
 def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[str]:
@@ -112,6 +217,7 @@ def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[s
                             kind = "Colab" if "colab" in want else "Binder"
                             found = [h for h in hrefs if kind.lower() in h.lower()]
                             issues.append(f"{kind} button should open {want}; found {found}")
+                issues += page_problems(page)
                 shot = shots / (page_name.replace("/", "__")[:-5] + ".png")
                 page.screenshot(path=str(shot), full_page=True)
                 status = "ok" if not issues else f"{len(issues)} problem(s)"

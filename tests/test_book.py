@@ -36,8 +36,21 @@ def test_committed_notebook_is_clean_and_has_the_book_parameters(chapter):
     assert "start_chapter(" in "".join(code[params[0] + 1]["source"])
     # the first cell installs advtut from the one repository URL when it is missing
     install = "".join(code[0]["source"])
-    assert "import advtut" in install and f"git+{repository_url(ROOT)}" in install
+    assert "import advtut" in install and f'REPO = "{repository_url(ROOT)}"' in install
+    assert "git+{REPO}" in install
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("chapter", chapters(ROOT), ids=lambda c: c.id)
+def test_code_cells_fit_the_book_column(chapter):
+    """BOOK.md: no code cell scrolls sideways (77 characters at 1280 px) or runs past 30 lines;
+    the browser check measures the rendered page, this catches it before a build."""
+    nb = json.loads(chapter.path.read_text())
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        lines = "".join(cell["source"]).splitlines()
+        wide = [line for line in lines if len(line) > 77]
+        assert not wide, f"code cell {i}: {len(wide[0])} characters: {wide[0]!r}"
+        assert len(lines) <= 30, f"code cell {i} has {len(lines)} lines: {lines[0]!r}"
 
 
 def test_set_url_changes_config_and_install_cells(tmp_path):

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -16,6 +17,19 @@ def test_start_chapter_seeds_and_reads_the_profile():
     assert run.settings == settings("01_iris", "quick") and run.device == torch.device("cpu")
     with pytest.raises(TypeError):
         run.settings["grid_points"] = 1  # read-only
+    # CUDA runs repeat too: deterministic cuDNN and algorithms, a fixed cuBLAS workspace
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
+
+
+def test_summary_is_a_table_of_the_settings():
+    run = start_chapter("01_iris", profile="quick", seed=3, device="cpu")
+    df = run.summary().data
+    assert list(df.columns) == ["setting", "value"]
+    rows = dict(zip(df["setting"], df["value"]))
+    assert rows["profile"] == "quick" and rows["seed"] == "3" and rows["device"] == "cpu"
+    assert rows["c_values"] == ", ".join(map(str, settings("01_iris", "quick")["c_values"]))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -30,6 +30,36 @@ def test_results_within_the_stated_tolerances(executed):
     assert check_results(doc) == []
 
 
+def test_every_chapter_has_invariants_that_hold_in_any_profile(executed):
+    """Invariants (success rates, bounds below exact values, ...) make the gate able to fail
+    even where a quick profile is not meant to match the source."""
+    _, _, doc = executed
+    invariants = [r for r in doc["results"] if "expect" in r]
+    assert invariants, "every chapter needs invariant entries (advtut.results.invariant)"
+
+
+def test_a_tampered_results_file_fails_the_gate(executed):
+    """Breaking any checked entry (an invariant, or a value matched to the source) must fail."""
+    import copy
+
+    _, _, doc = executed
+    checked = [i for i, r in enumerate(doc["results"]) if r.get("tol") is not None]
+    assert checked
+    for i in checked:
+        bad = copy.deepcopy(doc)
+        r = bad["results"][i]
+        if isinstance(r["ours"], str):
+            r["ours"] += " (tampered)"
+        elif "expect" in r:
+            e = r["expect"]
+            r["ours"] = {">=": e["value"] - 2 * r["tol"] - 1, "<=": e["value"] + 2 * r["tol"] + 1,
+                         "==": e["value"] + 2 * r["tol"] + 1}[e["op"]]
+        else:
+            r["ours"] = r["source"] + 2 * r["tol"] + 1
+        failures = check_results(bad)
+        assert len(failures) == 1 and r["name"] in failures[0], (r["name"], failures)
+
+
 def test_every_entry_says_what_it_is(executed):
     _, _, doc = executed
     for r in doc["results"]:

@@ -10,10 +10,14 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, hstack, identity, vstack
 
 from advtut.linear import LinearSoftmax
-from advtut.linear_images import (PixelSoftmax, fool_with_template, fooling_costs, fooling_figure,
-                                  initial_loss, pixel_mean, resize, smoothness, toy_example, topk_accuracy,
-                                  train_pixel_softmax, train_softmax, two_class_bounds)
-from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box
+from advtut.attacks.template import fool_with_template
+from advtut.chapters.linear_imagenet import toy_example
+from advtut.evaluation import topk_accuracy
+from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss,
+                                  pixel_mean, resize, smoothness, to_unit, train_pixel_softmax,
+                                  train_softmax)
+from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
+                                 two_class_bounds)
 
 
 def direct_linf_lp(model: LinearSoftmax, x: np.ndarray, t: int) -> float:
@@ -217,19 +221,16 @@ def test_train_pixel_softmax_is_seeded_and_takes_uint8():
                                progress=False)
     torch.testing.assert_close(a.linear.weight, b.linear.weight, rtol=0, atol=0)
     torch.testing.assert_close(a.linear.weight, c.linear.weight)
-    assert topk_accuracy(a, u8, y, ks=(1,)) == topk_accuracy(a, u8.float() / 255, y, ks=(1,))
+    assert topk_accuracy(a, to_unit(u8), y, ks=(1,)) == topk_accuracy(a, u8.float() / 255, y, ks=(1,))
 
 
-def test_fooling_figure_shows_start_perturbation_and_result():
-    import matplotlib
-    matplotlib.use("Agg")
-    m = _model(k=3, scale=1.0).float()
-    x = torch.rand(3, 4, 4)
-    fig = fooling_figure([dict(model=m, x=x, x_adv=(x + 0.1).clamp(0, 1), label="a"),
-                          dict(model=m, x=x, x_adv=x, label="b")], ["u", "v", "w"])
-    assert len(fig.axes) == 6
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles[1].startswith("perturbation") and "p = " in titles[0] and "p = " in titles[2]
+def test_seeded_inits_leave_the_callers_random_state_alone():
+    x = torch.rand(40, 3, 4, 4, generator=torch.Generator().manual_seed(10))
+    y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(11))
+    before = torch.get_rng_state()
+    initial_loss(x, y, n_classes=3, init_std=1e-2, seed=5)
+    train_pixel_softmax(x, y, n_classes=3, weight_decay=0.0, epochs=1, seed=5, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_chapter_2_runs_on_an_imagenet_folder(tmp_path):

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from advtut.results import (check_results, entry, load_results, markdown_table, report_markdown,
-                            write_results)
+from advtut.results import (check_results, entry, format_value, invariant, load_results,
+                            markdown_table, report_markdown, write_results)
 
 
 def _doc(rows, chapter="01_iris", profile="quick"):
@@ -68,3 +68,42 @@ def test_report_puts_full_beside_quick():
 
 def test_markdown_table_escapes_pipes():
     assert markdown_table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
+
+
+def test_invariants_hold_or_fail_by_their_operator():
+    rows = [invariant("success", 1.0, op="==", value=1.0, note="n"),
+            invariant("success low", 0.99, op="==", value=1.0, note="n"),
+            invariant("ratio", 1.0 - 1e-5, op=">=", value=1.0, tol=1e-4, note="n"),
+            invariant("ratio low", 0.5, op=">=", value=1.0, tol=1e-4, note="n"),
+            invariant("bound", 0.9, op="<=", value=1.0, note="n"),
+            invariant("bound high", 1.1, op="<=", value=1.0, tol=0.05, note="n"),
+            invariant("nan", float("nan"), op="<=", value=1.0, note="n")]
+    assert rows[0] == {"name": "success", "ours": 1.0, "source": None,
+                       "expect": {"op": "==", "value": 1.0}, "tol": 0.0, "unit": "", "note": "n"}
+    failures = check_results(_doc(rows))
+    assert [f.split(": ")[1] for f in failures] == ["success low", "ratio low", "bound high", "nan"]
+    assert "breaks the invariant >= 1.0" in failures[1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(op=">", value=1.0, note="n"), "op must be one of"),
+    (dict(op=">=", value=1.0, note=""), "needs a note"),
+    (dict(op=">=", value=1.0, tol=-1, note="n"), "tol a number >= 0"),
+    (dict(op=">=", value="1", note="n"), "value must be a number"),
+])
+def test_invariant_rejects_malformed_checks(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        invariant("x", 1.0, **kwargs)
+
+
+def test_report_shows_invariants_as_holding_or_broken():
+    doc = _doc([invariant("ok", 1.0, op="==", value=1.0, note="n"),
+                invariant("bad", 0.2, op=">=", value=1.0, note="n")])
+    md = report_markdown({"01_iris": doc}, {}, {"01_iris": "1. Iris"})
+    assert "invariant = 1: holds" in md and "invariant ≥ 1: **broken**" in md
+
+
+def test_format_value():
+    assert [format_value(v) for v in (None, float("nan"), True, 0.123456, 3, "a")] == \
+        ["—", "—", "yes", "0.1235", "3", "a"]
+    assert format_value(0.123456, digits=2) == "0.12"

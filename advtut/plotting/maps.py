@@ -1,8 +1,9 @@
-"""Matplotlib helpers for the chapters' figures. They draw what they are given: model outputs
-(probabilities, predictions, moves) are computed by the caller and passed in.
+"""2-D decision maps: a grid over two features, the predicted regions, tie lines, probability
+contours and confidence, points and moves, for any number of classes.
 
-Conventions: white background, labelled axes, class colours fixed by label
-(:data:`CLASS_COLORS`), colour bars with units.
+They draw what they are given: model outputs (probabilities, predictions, moves) are computed by
+the caller and passed in. Class ``k`` always gets ``class_color(k)`` (matplotlib's tab10, then
+tab20 beyond ten classes).
 """
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 
-__all__ = ["CLASS_COLORS", "Grid", "make_grid", "plot_points", "plot_regions", "plot_lines",
-           "plot_contours", "plot_confidence", "plot_moves", "plot_explorer_view", "image_pairs"]
+__all__ = ["CLASS_COLORS", "class_color", "Grid", "make_grid", "plot_points", "plot_regions",
+           "plot_lines", "plot_contours", "plot_confidence", "plot_moves", "plot_explorer_view"]
 
-CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+                "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def class_color(k: int):
+    """The colour of class ``k`` (any ``k >= 0``): tab10 for the first ten, tab20 after."""
+    if k < len(CLASS_COLORS):
+        return CLASS_COLORS[k]
+    return plt.get_cmap("tab20")(k % 20)
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ def plot_points(ax, x, y, class_names, *, wrong=None, feature_names=None, size=2
     """Scatter 2-D points coloured by class; ``wrong`` (bool ``(N,)``) rings points in red."""
     x, y = np.asarray(x), np.asarray(y)
     for k, name in enumerate(class_names):
-        ax.scatter(*x[y == k].T, s=size, color=CLASS_COLORS[k], edgecolor="k", linewidth=0.4,
+        ax.scatter(*x[y == k].T, s=size, color=class_color(k), edgecolor="k", linewidth=0.4,
                    label=name, zorder=3)
     if wrong is not None and np.asarray(wrong).any():
         w = np.asarray(wrong)
@@ -70,9 +79,12 @@ def plot_points(ax, x, y, class_names, *, wrong=None, feature_names=None, size=2
     ax.legend(loc=legend_loc, fontsize=9, framealpha=0.9)
 
 
-def plot_regions(ax, grid: Grid, pred, *, alpha=0.25, n_classes=3):
-    """Shade each grid cell with the colour of its predicted class (``pred``: ``(n*n,)``)."""
-    cmap = ListedColormap(CLASS_COLORS[:n_classes])
+def plot_regions(ax, grid: Grid, pred, *, alpha=0.25, n_classes: int | None = None):
+    """Shade each grid cell with the colour of its predicted class (``pred``: ``(n*n,)``);
+    ``n_classes`` defaults to the largest predicted class + 1."""
+    if n_classes is None:
+        n_classes = int(np.asarray(pred).max()) + 1
+    cmap = ListedColormap([class_color(k) for k in range(n_classes)])
     ax.imshow(grid.reshape(pred), origin="lower", extent=grid.extent, cmap=cmap, alpha=alpha,
               vmin=-0.5, vmax=n_classes - 0.5, aspect="auto", interpolation="nearest")
     ax.set_xlim(grid.extent[:2])
@@ -97,19 +109,22 @@ def plot_lines(ax, lines, *, extent, labels=None, linestyles=("--", "-.", ":"), 
     ax.set_ylim(ymin, ymax)
 
 
-def plot_contours(ax, grid: Grid, proba, levels, *, styles=("-", "--", ":"), n_classes=3):
-    """Each class's probability contours at ``levels`` (one line style per level)."""
+def plot_contours(ax, grid: Grid, proba, levels, *, styles=("-", "--", ":")):
+    """Each class's probability contours at ``levels`` (one line style per level);
+    ``proba``: ``(n*n, K)``."""
     P = grid.reshape(proba)
-    for k in range(n_classes):
+    for k in range(P.shape[-1]):
         for level, ls in zip(levels, styles):
-            ax.contour(grid.xs, grid.ys, P[..., k], levels=[level], colors=[CLASS_COLORS[k]],
+            ax.contour(grid.xs, grid.ys, P[..., k], levels=[level], colors=[class_color(k)],
                        linestyles=[ls], linewidths=1.6)
 
 
 def plot_confidence(ax, grid: Grid, proba, *, label="max class probability"):
-    """Image of ``max_k P(k | x)`` with a colour bar; returns the image."""
-    conf = grid.reshape(np.asarray(proba).max(axis=1))
-    im = ax.imshow(conf, origin="lower", extent=grid.extent, cmap="viridis", vmin=1 / 3, vmax=1,
+    """Image of ``max_k P(k | x)`` with a colour bar from ``1/K`` (chance) to 1; returns it."""
+    proba = np.asarray(proba)
+    conf = grid.reshape(proba.max(axis=1))
+    im = ax.imshow(conf, origin="lower", extent=grid.extent, cmap="viridis",
+                   vmin=1 / proba.shape[1], vmax=1,
                    aspect="auto")
     ax.figure.colorbar(im, ax=ax, label=label)
     return im
@@ -129,19 +144,19 @@ def plot_moves(ax, starts, ends, *, color="k", ok=None, label=None, **style):
 
 
 def plot_explorer_view(grid: Grid, pred, point, proba, class_names, *, feature_names=None,
-                       x=None, y=None):
+                       x=None, y=None, unit: str = ""):
     """The explorer's picture: the map with the chosen point, and its class probabilities."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.6, 1]})
     plot_regions(ax, grid, pred, n_classes=len(class_names))
     if x is not None:
         for k in range(len(class_names)):
-            ax.scatter(*np.asarray(x)[np.asarray(y) == k].T, s=12, color=CLASS_COLORS[k],
+            ax.scatter(*np.asarray(x)[np.asarray(y) == k].T, s=12, color=class_color(k),
                        edgecolor="k", linewidth=0.3)
     ax.scatter([point[0]], [point[1]], marker="*", s=260, color="yellow", edgecolor="k", zorder=5)
-    ax.set_title(f"petal ({point[0]:.2f}, {point[1]:.2f}) cm")
+    ax.set_title(f"point ({point[0]:.2f}, {point[1]:.2f}){' ' + unit if unit else ''}")
     _label(ax, feature_names)
     p = np.asarray(proba).ravel()
-    bx.barh(list(class_names), p, color=CLASS_COLORS[:len(p)])
+    bx.barh(list(class_names), p, color=[class_color(k) for k in range(len(p))])
     for i, v in enumerate(p):
         bx.text(min(v + 0.02, 0.8), i, f"{v:.3f}", va="center")
     bx.set_xlim(0, 1)
@@ -150,29 +165,3 @@ def plot_explorer_view(grid: Grid, pred, point, proba, class_names, *, feature_n
     bx.set_title(f"prediction: {class_names[int(p.argmax())]}")
     fig.tight_layout()
     return fig
-
-
-def image_pairs(ax, originals, distorted, *, n_rows: int = 2, title: str = "") -> None:
-    """Szegedy et al.'s Figure 7 layout: odd columns the originals, even columns their distorted
-    copies. ``originals``, ``distorted``: ``(M, 1, H, W)`` or ``(M, H, W)`` in [0, 1], ``M`` a
-    multiple of ``n_rows``; grey scale from 0 (black) to 1 (white), a thin white gap between pairs."""
-    a = np.asarray(originals, dtype=float).reshape(len(originals), *np.shape(originals)[-2:])
-    b = np.asarray(distorted, dtype=float)
-    if b.size != a.size:
-        raise ValueError(f"originals and distorted must hold the same images, got shapes "
-                         f"{np.shape(originals)} and {np.shape(distorted)}")
-    b = b.reshape(a.shape)
-    if n_rows < 1 or len(a) % n_rows:
-        raise ValueError(f"{len(a)} images do not fill {n_rows} rows")
-    h, w = a.shape[1:]
-    per_row = len(a) // n_rows
-    canvas = np.ones((n_rows * (h + 2), per_row * (2 * w + 3)))
-    for i in range(len(a)):
-        r, c = divmod(i, per_row)
-        top, left = r * (h + 2), c * (2 * w + 3)
-        canvas[top:top + h, left:left + w] = a[i]
-        canvas[top:top + h, left + w:left + 2 * w] = b[i]
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title)
