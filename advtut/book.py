@@ -131,9 +131,19 @@ def _postprocess(path: Path, fp: str, seconds: float) -> None:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
-        for output in cell.get("outputs", []):
+        cell_outputs = []
+        for output in cell.get("outputs", []):  # a text bar's redraws arrive as many outputs
+            last = cell_outputs[-1] if cell_outputs else None
+            if (output.get("output_type") == "stream" and last is not None
+                    and last.get("output_type") == "stream" and last["name"] == output["name"]):
+                last["text"] += output["text"]
+            else:
+                cell_outputs.append(output)
+        for output in cell_outputs:
             if output.get("output_type") == "stream":
                 output["text"] = final_lines(output["text"])
+        if "outputs" in cell:
+            cell["outputs"] = cell_outputs
     nb.metadata.pop("widgets", None)
     nb.metadata["advtut"] = {"fingerprint": fp, "execution_s": round(seconds, 1)}
     nbformat.write(nb, path)

@@ -101,7 +101,7 @@ class ChapterRun:
 
         rows = [["profile", self.profile], ["seed", str(self.seed)], ["device", str(self.device)]]
         rows += [[k, text(v)] for k, v in self.settings.items()]
-        return table(rows, ["setting", "value"], caption=f"{self.chapter}: this run's settings")
+        return table(rows, ["setting", "value"], caption="This run")
 
 
 def start_chapter(chapter: str, *, profile: str, seed: int, device: str = "auto",

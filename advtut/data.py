@@ -306,7 +306,7 @@ def load_flowers(split: str = "train", *, image_size: int = 128, val_fraction: f
             chosen = chosen[:max_per_class]
         paths += [files[i] for i in chosen]
         labels += [label] * len(chosen)
-    x = _decode(paths, image_size, "flowers")
+    x = _decode(paths, image_size, f"flowers/{split}")
     return Dataset(name="flowers", split=split, x=x, y=torch.tensor(labels, dtype=torch.int64),
                    class_names=FLOWER_CLASSES, files=tuple(str(p.relative_to(base)) for p in paths))
 
@@ -355,7 +355,7 @@ def load_tiny_imagenet(split: str = "train", *, max_per_class: int | None = None
         files = per_class[w][:max_per_class] if max_per_class is not None else per_class[w]
         paths += files
         labels += [index[w]] * len(files)
-    x = _decode(paths, None, "tiny-imagenet")
+    x = _decode(paths, None, f"tiny-imagenet/{split}")
     if x.shape[1:] != (3, 64, 64):
         raise ValueError(f"Tiny ImageNet images should be 64x64, got {tuple(x.shape[2:])} in {folder}")
     return Dataset(name="tiny-imagenet-200", split=split, x=x,

@@ -20,7 +20,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,7 +101,8 @@ def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: 
 def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: float,
                   weight_decay: float, epochs: int, batch_size: int = 256,
                   optimizer: str = "adam", momentum: float = 0.0, anneal: bool = False, seed: int = 0,
-                  max_steps: int | None = None, progress: bool = True) -> TrainLog:
+                  max_steps: int | None = None, progress: bool = True,
+                  desc: str = "softmax") -> TrainLog:
     """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1] (or uint8 0-255),
     ``y`` ``(N,)``.
 
@@ -133,7 +133,7 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
     losses, initial, diverged = [], None, False
     model.train()
     steps = 0
-    with tqdm(total=total, desc="softmax",
+    with tqdm(total=total, desc=desc,
               disable=not progress, mininterval=2.0) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=g)
@@ -167,7 +167,8 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
 def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, weight_decay: float,
                         epochs: int, lr: float = 2e-4, init_std: float = 1e-4, batch_size: int = 256,
                         seed: int = 0, device: torch.device | str = "cpu",
-                        progress: bool = True) -> tuple[PixelSoftmax, TrainLog]:
+                        progress: bool = True, desc: str = "softmax"
+                        ) -> tuple[PixelSoftmax, TrainLog]:
     """The chapter's recipe in one call: a mean-subtracted :class:`PixelSoftmax` in [0, 1] units
     (``scale=1``, weights ~ N(0, init_std^2)) trained with Adam at ``lr``, annealed linearly to 0,
     with Caffe's ``weight_decay`` (in [0, 1] units: the source's ``lambda`` / 255^2).
@@ -178,7 +179,8 @@ def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, wei
         model = PixelSoftmax(x[0].numel(), n_classes, scale=1.0, mean=pixel_mean(x),
                              init_std=init_std).to(device)
     log = train_softmax(model, x, y, lr=lr, weight_decay=weight_decay, epochs=epochs,
-                        batch_size=batch_size, anneal=True, seed=seed, progress=progress)
+                        batch_size=batch_size, anneal=True, seed=seed, progress=progress,
+                        desc=desc)
     return model, log
 
 
@@ -214,7 +216,7 @@ class FoolingCosts:
 
 
 def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
-                  progress: bool = True) -> FoolingCosts:
+                  progress: bool = True, desc: str = "exact optima") -> FoolingCosts:
     """The template heuristic, the exact optima and the two-class bounds for the same images and
     targets: ``x`` ``(N, 3, H, W)`` in [0, 1], ``target`` ``(N,)``. The exact solvers run on the
     CPU in float64, about a second per 64x64 image with 200 classes."""
@@ -224,7 +226,7 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
     aff = model.affine()
     flat, d = x.flatten(1).double().cpu(), x[0].numel()
     l2, linf = [], []
-    for i in tqdm(range(len(x)), desc="exact optima", disable=not progress, mininterval=2.0):
+    for i in tqdm(range(len(x)), desc=desc, disable=not progress, mininterval=2.0):
         l2.append(exact_minimal_move_box(aff, flat[i:i + 1], target[i:i + 1].cpu()))
         linf.append(exact_minimal_move_linf_box(aff, flat[i:i + 1], target[i:i + 1].cpu()))
     b2, binf = two_class_bounds(aff, flat, target.cpu())

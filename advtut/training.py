@@ -112,11 +112,12 @@ def _run_lbfgs(params, loss_fn, *, max_iter: int, history: int, progress: bool,
 
 def train_lbfgs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lambdas=0.0,
                 max_iter: int = 500, data_loss: str = "mean", history: int = 20,
-                progress: bool = True) -> TrainLog:
+                progress: bool = True, desc: str = "L-BFGS") -> TrainLog:
     """Full-batch L-BFGS (strong Wolfe line search) on ``CE(model(x), y) + weight decay``.
 
     ``x``: ``(N, ...)``, ``y``: ``(N,)``; ``max_iter``: L-BFGS iterations (run in chunks of 25
-    for the progress bar; it stops early at convergence). Leaves the model in eval mode.
+    for the progress bar, labelled ``desc``; it stops early at convergence). Leaves the model in
+    eval mode.
     """
     if data_loss not in ("mean", "sum"):
         raise ValueError(f"data_loss must be 'mean' or 'sum', got {data_loss!r}")
@@ -126,7 +127,7 @@ def train_lbfgs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lambdas=0
     result = _run_lbfgs(
         model.parameters(),
         lambda: F.cross_entropy(model(x), y, reduction=data_loss) + weight_decay_term(model, lambdas),
-        max_iter=max_iter, history=history, progress=progress, desc="L-BFGS")
+        max_iter=max_iter, history=history, progress=progress, desc=desc)
     model.eval()
     return result
 

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import torch
 
+from advtut.attacks.base import random_wrong_labels
 from advtut.attacks.lbfgs import lbfgs_attack
-from advtut.blindspots import TABLE1, predict, random_wrong_labels, train_model
+from advtut.chapters.blindspots import train_model
+from advtut.chapters.blindspots_paper import TABLE1
 from advtut.data import load_mnist
+from advtut.evaluation import predict
 
 
 def main() -> None:
@@ -55,7 +58,7 @@ def main() -> None:
     pool_y = train.y[order[10_000:]].to(dev)
     right = (predict(model, pool) == pool_y.cpu()).nonzero().squeeze(1)[:args.batch]
     x, y = pool[right.to(dev)], pool_y[right.to(dev)]
-    target = random_wrong_labels(y, seed=args.seed + 1).to(dev)
+    target = random_wrong_labels(y, seed=args.seed + 1, n_classes=10).to(dev)
 
     lbfgs_attack(model, x[:2], target[:2], convex=True)  # warm-up
     times = []

@@ -61,7 +61,7 @@ def test_set_url_changes_config_and_install_cells(tmp_path):
     assert tmp_path / "_config.yml" in changed
     assert repository_url(tmp_path) == "https://github.com/someone/advtut"
     for ch in chapters(tmp_path):
-        assert "git+https://github.com/someone/advtut" in ch.path.read_text()
+        assert "https://github.com/someone/advtut" in ch.path.read_text()
     with pytest.raises(ValueError, match="owner"):
         set_repository_url("not a url", tmp_path)
 
@@ -97,3 +97,24 @@ def test_chapter_as_a_script_has_the_parameters_and_no_magics(tmp_path):
     assert "%pip" not in text and "from IPython.display import" not in text
     with pytest.raises(ValueError, match="no parameter"):
         chapter_script(ch.path, {"epochs": 3})
+
+
+def test_progress_bars_leave_their_final_line_only(tmp_path):
+    """A text bar's redraws arrive as separate stream outputs, each starting with a carriage
+    return (as nbclient saves them); the book keeps one line per loop."""
+    from advtut.book import _postprocess, final_lines
+
+    assert final_lines("\rA 0%\rA 50%\rA 100%\nok\n") == "A 100%\nok\n"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("loop()")
+    stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
+    cell.outputs = [stream("stderr", "\rloop:   0%| | 0/2"), stream("stderr", "\rloop:  50%| | 1/2"),
+                    stream("stderr", "\rloop: 100%| | 2/2"), stream("stderr", "\n"),
+                    stream("stdout", "done\n"), stream("stderr", "\rnext: 100%| | 1/1\n")]
+    nb.cells = [cell]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    _postprocess(path, "fingerprint", 1.0)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [
+        ("stderr", "loop: 100%| | 2/2\n"), ("stdout", "done\n"), ("stderr", "next: 100%| | 1/1\n")]

@@ -267,3 +267,12 @@ def test_chapter_2_runs_on_an_imagenet_folder(tmp_path):
     by_name = {r["name"]: r for r in doc["results"]}
     assert "ImageNet-1k at 64x64, 80 training / 30 validation" in by_name["best top-1 validation accuracy"]["note"]
     assert any(name.startswith("fooling α") and "goldfish" in name for name in by_name)
+
+
+def test_template_attack_runs_the_model_in_eval_mode_and_restores_it():
+    m = _model(k=3, scale=1.0).float()
+    m.add_module("drop", torch.nn.Dropout(0.5))  # would make a train-mode attack random
+    seen = []
+    m.register_forward_pre_hook(lambda mod, args: seen.append(mod.training))
+    fool_with_template(m.train(), torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+    assert seen and not any(seen) and m.training and m.drop.training

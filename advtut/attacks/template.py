@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from advtut.evaluation import eval_mode
+
 __all__ = ["FoolResult", "template_step", "fool_with_template"]
 
 
@@ -48,7 +50,6 @@ def template_step(model, x: torch.Tensor, target: torch.Tensor,
     return (x + alpha.view(-1, 1, 1, 1) * direction).clamp(0, 1)
 
 
-@torch.no_grad()
 def fool_with_template(model, x: torch.Tensor, target: torch.Tensor, *,
                        confidence: float | None = 0.99, alpha_max: float = 1.0, grid: int = 64,
                        bisections: int = 30) -> FoolResult:
@@ -57,12 +58,19 @@ def fool_with_template(model, x: torch.Tensor, target: torch.Tensor, *,
     the target's probability reaches ``confidence`` (``None``: at which the target becomes the
     top class, the criterion of the exact minimal perturbations).
 
-    ``x``: ``(N, 3, H, W)`` in [0, 1]; ``target``: ``(N,)`` class indices. ``alpha`` is the
-    largest change of any pixel before clipping. A geometric grid of ``grid`` values from
+    ``x``: ``(N, 3, H, W)`` in [0, 1]; ``target``: ``(N,)`` class indices; ``model`` runs in
+    eval mode (the caller's mode is restored). ``alpha`` is the largest change of any pixel
+    before clipping. A geometric grid of ``grid`` values from
     ``alpha_max / 1e4`` finds the first that succeeds, then bisection narrows it (success need
     not be monotone once pixels clip, so it is the first crossing on the grid). Not reached within
     ``alpha_max``: ``reached`` False.
     """
+    with eval_mode(model), torch.no_grad():
+        return _fool(model, x, target, confidence=confidence, alpha_max=alpha_max, grid=grid,
+                     bisections=bisections)
+
+
+def _fool(model, x, target, *, confidence, alpha_max, grid, bisections) -> FoolResult:
     if (confidence is not None and not 0 < confidence < 1) or alpha_max <= 0:
         raise ValueError(f"need confidence in (0, 1) or None and alpha_max > 0, got {confidence}, {alpha_max}")
     if x.ndim != 4 or target.shape != (len(x),):

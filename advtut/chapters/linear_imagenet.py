@@ -127,7 +127,7 @@ def decay_sweep(x_tr, y_tr, x_va, y_va, *, n_classes: int, decays, epochs: int, 
     for lam in decays:
         models[lam], logs[lam] = train_pixel_softmax(
             x_tr, y_tr, n_classes=n_classes, weight_decay=lam / 255**2, epochs=epochs,
-            seed=seed, device=device)
+            seed=seed, device=device, desc=f"softmax λ={lam:g}")
         accs[lam] = topk_accuracy(models[lam], x_va, y_va, batch_size=2048)
     return models, logs, accs
 
@@ -179,7 +179,8 @@ def regularization_stats(models, templates, x, target, *, n_exact: int):
     nan = float("nan")
     for lam, model in models.items():
         f = fool_with_template(model, x, target, confidence=0.99)
-        costs[lam] = fooling_costs(model, x[:n_exact], target[:n_exact])
+        costs[lam] = fooling_costs(model, x[:n_exact], target[:n_exact],
+                                   desc=f"exact optima λ={lam:g}")
         ok = f.reached
         stats[lam] = dict(reached=float(ok.float().mean()),
                           rms=float(f.rms[ok].median()) if ok.any() else nan,
@@ -206,7 +207,7 @@ def resolution_sweep(x_tr, y_tr, x_va, y_va, x_f, t_f, *, sizes, n_classes: int,
     for size in sizes:
         model, _ = train_pixel_softmax(resize(x_tr, size), y_tr, n_classes=n_classes,
                                        weight_decay=weight_decay / 255**2, epochs=epochs,
-                                       seed=seed, device=device)
+                                       seed=seed, device=device, desc=f"softmax {size}px")
         accs = topk_accuracy(model, to_unit(resize(x_va, size)), y_va, batch_size=2048)
         costs = fooling_costs(model, resize(x_f, size), t_f, progress=False)
         out[size] = (model, accs, costs)

@@ -1,43 +1,26 @@
 """The L-BFGS attack against exact references: the QP optimum on a linear model, scipy's
-L-BFGS-B on the same objective and c for a small network, and its invariants and errors."""
-import numpy as np
+L-BFGS-B on the same objective and c for a small network, the search over c on its own, and its
+invariants and errors. (Fixtures: tests/attacks/conftest.py.)"""
+import copy
+import math
+
 import pytest
 import torch
-from scipy.optimize import minimize
+from torch import nn
 
-import copy
-
-from advtut.attacks.lbfgs import (box_lbfgs, distortion, lbfgs_attack, penalty_objective,
-                                  refine_on_boundary)
-from advtut.data import load_mnist
+from advtut.attacks.base import random_wrong_labels
+from advtut.attacks.lbfgs import c_search_step, lbfgs_attack, refine_on_boundary
+from advtut.distances import rms
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
-from advtut.models import FC, FC10
-from advtut.training import train_lbfgs
-
-
-@pytest.fixture(scope="module")
-def mnist_small(data_root):
-    train = load_mnist("train", root=data_root, download=False)
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(train), generator=g)[:3000]
-    return train.x[idx], train.y[idx]
-
-
-@pytest.fixture(scope="module")
-def fc10(mnist_small):
-    torch.manual_seed(0)
-    x, y = mnist_small
-    model = FC10()
-    train_lbfgs(model, x, y, lambdas=1e-4, max_iter=150, progress=False)
-    return model
+from advtut.models import FC10
 
 
 def _random_targets(model, x, seed=1):
+    """A seeded wrong label for each example, other than the model's current one."""
     with torch.no_grad():
         pred = model(x).argmax(1)
-    g = torch.Generator().manual_seed(seed)
-    return (pred + torch.randint(1, 10, (len(x),), generator=g)) % 10
+    return random_wrong_labels(pred, seed=seed, n_classes=10)
 
 
 def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
@@ -45,11 +28,7 @@ def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
     target = _random_targets(fc10, x)
     result = lbfgs_attack(fc10, x, target)
     assert result.success.all()
-    lin = fc10[1]
-    exact = exact_minimal_move_box(LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double()),
-                                   x.flatten(1).double(), target)
-    assert exact.feasible.all()
-    ratio = result.distortion.double() / (exact.distance / 28.0)  # exact: ||r||_2; ours: ||r||_2 / sqrt(784)
+    ratio = _exact_ratio(fc10, x, result, target)
     assert ratio.min() >= 1 - 1e-4  # nothing beats the optimum
     assert ratio.median() <= 1.02, f"median ratio {ratio.median():.4f}"
 
@@ -59,7 +38,8 @@ def _exact_ratio(model, x, result, target):
     exact = exact_minimal_move_box(LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double()),
                                    x.flatten(1).double(), target)
     assert exact.feasible.all()
-    return result.distortion.double() / (exact.distance / x[0].numel() ** 0.5)
+    # exact: ||r||_2; ours: the RMS distance, ||r||_2 / sqrt(n)
+    return result.distortion.double() / (exact.distance / math.sqrt(x[0].numel()))
 
 
 def test_refinement_reaches_the_exact_optimum_on_fc10(fc10, mnist_small):
@@ -85,7 +65,7 @@ def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
     from the QP's multipliers), however finely c is bisected."""
     x = mnist_small[0][:40].double()
     ten = copy.deepcopy(fc10).double()
-    two = FC10(n_classes=2).double()
+    two = FC10(n_classes=2).double().eval()
     with torch.no_grad():  # 3 against 5, from the trained weights
         two[1].weight.copy_(ten[1].weight[[3, 5]])
         two[1].bias.copy_(ten[1].bias[[3, 5]])
@@ -95,16 +75,6 @@ def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
     t10 = _random_targets(ten, x, seed=6)
     r10 = _exact_ratio(ten, x, lbfgs_attack(ten, x, t10, c_rel_tol=1e-5, tol=1e-9), t10)
     assert r10.max() >= 1.01, float(r10.max())
-
-
-@pytest.fixture(scope="module")
-def small_net(mnist_small):
-    """A sigmoid MLP 784-16-10 (float64): non-convex, small enough for scipy per example."""
-    torch.manual_seed(0)
-    x, y = mnist_small
-    net = FC((16,))
-    train_lbfgs(net, x[:1000], y[:1000], lambdas=1e-4, max_iter=60, progress=False)
-    return net.double()
 
 
 def test_batched_attack_matches_scipy_on_a_small_network(small_net, mnist_small):
@@ -138,38 +108,8 @@ def test_invariants(fc10, mnist_small):
     with torch.no_grad():
         labels = fc10(result.x_adv).argmax(1)
     assert torch.equal(labels == target, result.success)
-    torch.testing.assert_close(result.distortion, distortion(result.x_adv, x))
+    torch.testing.assert_close(result.distortion, rms(result.x_adv, x), rtol=0, atol=0)
     assert (result.c[result.success] > 0).all() and (result.n_solves >= 2).all()
-
-
-def test_box_lbfgs_matches_scipy_on_a_small_network(small_net, mnist_small):
-    net, x = small_net, mnist_small[0]
-    x0 = x[:4].double().flatten(1)
-    target = _random_targets(net, x[:4].double(), seed=3)
-    c = torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
-    fun = penalty_objective(net, x0, target, c)
-    z, f, _ = box_lbfgs(fun, x0, max_iter=1000, tol=1e-7)
-    for i in range(4):
-        one = penalty_objective(net, x0[i:i + 1], target[i:i + 1], c[i:i + 1])
-
-        def f_np(v):
-            t = torch.tensor(v, dtype=torch.float64).view(1, -1).requires_grad_(True)
-            val = one(t).sum()
-            val.backward()
-            return float(val.detach()), t.grad.numpy().ravel()
-
-        # scipy starts a hair inside the box (the L2 norm is not differentiable at r = 0)
-        start = (x0[i] + 1e-6 * torch.sign(0.5 - x0[i])).numpy()
-        ref = minimize(f_np, start, jac=True, method="L-BFGS-B", bounds=[(0, 1)] * 784,
-                       options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
-        assert float(f[i]) <= ref.fun + 1e-6 * max(1.0, abs(ref.fun)), (i, float(f[i]), ref.fun)
-
-
-def test_box_lbfgs_solves_a_box_constrained_quadratic_exactly():
-    # minimize ||z - a||^2 over [0, 1]^m: the answer is clip(a, 0, 1)
-    a = torch.tensor([[-0.5, 0.3, 1.7, 0.9], [2.0, -1.0, 0.5, 0.0]], dtype=torch.float64)
-    z, f, n_iter = box_lbfgs(lambda z, rows: (z - a[rows]).pow(2).sum(1), torch.full_like(a, 0.5), tol=1e-12)
-    torch.testing.assert_close(z, a.clamp(0, 1), atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("make, match", [
@@ -247,3 +187,68 @@ def test_each_example_is_its_own_problem(fc10, mnist_small):
     torch.testing.assert_close(together.distortion, alone, rtol=2e-3, atol=0)
     assert torch.equal(together.n_solves, torch.tensor([int(lbfgs_attack(model, x[i:i + 1], target[i:i + 1]).n_solves)
                                                         for i in range(8)]))
+
+
+def _search(c_star, *, c_min=1e-6, c_max=1e6, c_rel_tol=0.01, c_init=1.0):
+    """Run c_search_step against a known threshold: the target is reached iff c <= c_star."""
+    c_star = torch.as_tensor(c_star, dtype=torch.float64)
+    c = torch.full_like(c_star, c_init)
+    c_ok, c_fail = torch.zeros_like(c), torch.full_like(c, math.inf)
+    done, tried = torch.zeros_like(c, dtype=torch.bool), []
+    for _ in range(100):
+        tried.append(c.clone())
+        step = c_search_step(c, c <= c_star, c_ok, c_fail, c_min=c_min, c_max=c_max,
+                             c_rel_tol=c_rel_tol)
+        keep = done.clone()
+        c_ok = torch.where(keep, c_ok, step.c_ok)
+        c_fail = torch.where(keep, c_fail, step.c_fail)
+        c = torch.where(keep, c, step.c_next)
+        done |= step.done
+        if done.all():
+            return c_ok, c_fail, tried
+    raise AssertionError("the search over c did not end")
+
+
+def test_c_search_brackets_by_tens_then_bisects_geometrically():
+    # by hand, threshold 5: 1 hits, 10 misses, then sqrt(1 * 10), ...
+    c_ok, c_fail, tried = _search([5.0])
+    torch.testing.assert_close(torch.cat(tried[:3]),
+                               torch.tensor([1.0, 10.0, math.sqrt(10.0)], dtype=torch.float64))
+    # threshold 0.5: 1 misses, 0.1 hits, then sqrt(0.1 * 1)
+    _, _, tried = _search([0.5])
+    torch.testing.assert_close(torch.cat(tried[:3]),
+                               torch.tensor([1.0, 0.1, math.sqrt(0.1)], dtype=torch.float64))
+    c_star = torch.tensor([5.0, 0.5, 3e-4, 7e3, 1.0])
+    c_ok, c_fail, _ = _search(c_star)
+    assert (c_ok <= c_star).all() and (c_star < c_fail).all()
+    assert (c_fail / c_ok - 1 <= 0.01).all()
+
+
+def test_c_search_gives_up_at_its_bounds():
+    c_ok, c_fail, tried = _search([1e-9, 1e9], c_min=1e-3, c_max=1e3)
+    assert c_ok[0] == 0 and c_fail[0] == pytest.approx(1e-3)      # missed even at c_min
+    assert c_ok[1] == pytest.approx(1e3) and math.isinf(c_fail[1])  # reached even at c_max
+    assert all(((t >= 1e-3 * (1 - 1e-12)) & (t <= 1e3 * (1 + 1e-12))).all() for t in tried)
+
+
+def _batchnorm_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.BatchNorm1d(10)).double()
+
+
+def test_a_model_in_train_mode_is_refused(mnist_small):
+    net, x = _batchnorm_net(), mnist_small[0][:8].double()
+    stats = net[2].running_mean.clone(), net[2].num_batches_tracked.clone()
+    target = torch.zeros(8, dtype=torch.long)
+    with pytest.raises(ValueError, match="lbfgs_attack needs the model in eval mode"):
+        lbfgs_attack(net, x, target)
+    # refused before any forward pass: the BatchNorm statistics are untouched
+    assert torch.equal(net[2].running_mean, stats[0])
+    assert torch.equal(net[2].num_batches_tracked, stats[1])
+    net.eval()
+    target = _random_targets(net, x, seed=12)
+    res = lbfgs_attack(net, x, target)
+    assert res.success.all() and not net.training
+    net.train()
+    with pytest.raises(ValueError, match="refine_on_boundary needs the model in eval mode"):
+        refine_on_boundary(net, x, res, target)
