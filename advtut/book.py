@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Chapter", "ChapterFailed", "final_lines", "find_root", "chapters", "execute_chapter", "build_book",
+__all__ = ["Chapter", "ChapterFailed", "final_lines", "without_progress", "find_root", "chapters", "execute_chapter", "build_book",
            "auto_profile", "repository_url", "set_repository_url"]
 
 
@@ -110,6 +111,17 @@ def _paths(chapter: Chapter, build_dir: Path, profile: str) -> tuple[Path, Path]
             build_dir / "results" / profile / f"{chapter.id}.json")
 
 
+#: A text progress bar's line, as tqdm draws it: "desc:  45%|████▌     | 9/20 [00:01<00:02, ...]".
+PROGRESS_LINE = re.compile(r"^.*?\d{1,3}%\|.*\|\s*[\d.]+[kMGT]?/[\d.]+[kMGT]?\s*\[.*$")
+
+
+def without_progress(text: str) -> str:
+    """``text`` less its progress-bar lines (after :func:`final_lines`): the built book shows
+    what a loop computed, not how it got there; a live notebook still shows the bars."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not PROGRESS_LINE.match(line.rstrip("\n")))
+
+
 def final_lines(text: str) -> str:
     """``text`` as a terminal shows it once done: each line keeps only what follows its last
     carriage return. A text progress bar redraws itself with ``\\r`` and is saved with every
@@ -122,8 +134,9 @@ def final_lines(text: str) -> str:
 
 
 def _postprocess(path: Path, fp: str, seconds: float) -> None:
-    """Tag papermill's injected cell ``remove-cell``, keep only the final line of each progress
-    bar, drop widget state, record the fingerprint."""
+    """Tag papermill's injected cell ``remove-cell``, drop the progress bars (each loop's
+    redraws collapse to one line, and that line goes too), drop widget state, record the
+    fingerprint."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -141,9 +154,10 @@ def _postprocess(path: Path, fp: str, seconds: float) -> None:
                 cell_outputs.append(output)
         for output in cell_outputs:
             if output.get("output_type") == "stream":
-                output["text"] = final_lines(output["text"])
+                output["text"] = without_progress(final_lines(output["text"]))
         if "outputs" in cell:
-            cell["outputs"] = cell_outputs
+            cell["outputs"] = [o for o in cell_outputs
+                               if o.get("output_type") != "stream" or o["text"].strip()]
     nb.metadata.pop("widgets", None)
     nb.metadata["advtut"] = {"fingerprint": fp, "execution_s": round(seconds, 1)}
     nbformat.write(nb, path)
@@ -360,10 +374,25 @@ def chapter_script(notebook: str | os.PathLike, params: dict[str, object]) -> st
         body = "\n".join(lines)
         if "import advtut" in body and "except ImportError" in body:
             continue  # the Colab install cell
-        out.append(body)
+        out.append(_display_last_expression(body))
     if not found:
         raise ValueError(f"{Path(notebook).name} has no cell tagged 'parameters'")
     return "\n\n".join(out) + "\n"
+
+
+def _display_last_expression(body: str) -> str:
+    """A cell's source with its last expression passed to ``display`` (as Jupyter shows it),
+    so that a table a cell ends with is printed by the script too."""
+    import ast
+
+    tree = ast.parse(body)
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr) or tree.body[-1].col_offset:
+        return body
+    last = tree.body[-1]
+    lines = body.splitlines()
+    head = "\n".join(lines[:last.lineno - 1])
+    expr = "\n".join(lines[last.lineno - 1:last.end_lineno])
+    return (head + "\n" if head else "") + f"_shown = {expr}\nif _shown is not None:\n    display(_shown)"
 
 
 def _param(text: str) -> tuple[str, object]:

@@ -4,8 +4,9 @@ Every function runs under ``torch.no_grad()`` with the model in eval mode (:func
 and puts every module's train/eval flag back as it found it: evaluating a model that is in the
 middle of training neither changes its BatchNorm running statistics nor leaves it in eval mode.
 Inputs ``x``: ``(N, ...)``, anywhere; batches of ``batch_size`` are moved to the model's device
-and cast to its dtype (that of its first parameter). ``x`` is taken as given: uint8 images are
-cast to float, not rescaled to [0, 1], so pass them scaled as the model was trained. Labels ``y``:
+and cast to its dtype (that of its first parameter). uint8 images are pixels 0-255 and are
+scaled to [0, 1] (as :func:`advtut.training.train_minibatch` does); other dtypes are taken as
+given. Labels ``y``:
 long ``(N,)``. Results are on the CPU.
 
 Attacks that must not run a model in train mode call :func:`require_eval_mode`.
@@ -77,7 +78,10 @@ def _batches(model: nn.Module, x: torch.Tensor, batch_size: int) -> Iterator[tor
     iterate inside ``with eval_mode(model), torch.no_grad():``."""
     device, dtype = _device_dtype(model)
     for i in range(0, len(x), batch_size):
-        yield model(x[i:i + batch_size].to(device, dtype))
+        xb = x[i:i + batch_size].to(device)
+        if xb.dtype == torch.uint8:  # images kept as pixels 0-255
+            xb = xb.float().div_(255.0)
+        yield model(xb.to(dtype))
 
 
 def logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 10_000) -> torch.Tensor:

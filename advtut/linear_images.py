@@ -17,7 +17,6 @@ The chapter's experiments and the source's numbers are in :mod:`advtut.chapters.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from torch import nn
 from tqdm.std import tqdm
 
 from advtut.linear import LinearSoftmax
-from advtut.training import TrainLog
+from advtut.training import TrainLog, train_minibatch
 from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
                                   two_class_bounds)
 
@@ -104,64 +103,25 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
                   max_steps: int | None = None, progress: bool = True,
                   desc: str = "softmax") -> TrainLog:
     """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1] (or uint8 0-255),
-    ``y`` ``(N,)``.
+    ``y`` ``(N,)``, with :func:`advtut.training.train_minibatch`.
 
     Loss: mean cross-entropy + ``weight_decay / 2 * ||W||^2`` (Caffe's weight decay; the bias is
     not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (with ``momentum``; Caffe's default is
     0.9). ``anneal``: the learning rate falls linearly to 0 over the run (so the last steps do
-    not leave optimizer noise in the weights).
-    Batches are drawn in a seeded order; runs on the model's device; stops early at
-    ``max_steps`` or when the loss diverges. Leaves the model in eval mode.
+    not leave optimizer noise in the weights). Batches are drawn in a seeded order; runs on the
+    model's device; stops early at ``max_steps`` or when the loss diverges. The log's
+    ``step_losses`` hold the objective at every step; the caller's train/eval mode is restored.
     """
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y must be non-empty and of equal length, got {len(x)} and {len(y)}")
-    if lr <= 0 or weight_decay < 0 or epochs < 1 or batch_size < 1:
-        raise ValueError(f"need lr > 0, weight_decay >= 0, epochs >= 1, batch_size >= 1; got lr={lr}, "
-                         f"weight_decay={weight_decay}, epochs={epochs}, batch_size={batch_size}")
-    start = time.perf_counter()
-    dev = model.mean.device
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    total = epochs * math.ceil(len(x) / batch_size)
-    total = total if max_steps is None else min(total, max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, 1 - k / total) if anneal else 1.0)
-    g = torch.Generator().manual_seed(seed)
-    losses, initial, diverged = [], None, False
-    model.train()
-    steps = 0
-    with tqdm(total=total, desc=desc,
-              disable=not progress, mininterval=2.0) as bar:
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=g)
-            for i in range(0, len(x), batch_size):
-                idx = order[i:i + batch_size]
-                xb, yb = to_unit(x[idx].to(dev)), y[idx].to(dev)
-                data = F.cross_entropy(model(xb), yb)
-                if initial is None:
-                    initial = float(data.detach())
-                loss = data + weight_decay / 2 * model.linear.weight.pow(2).sum()
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                steps += 1
-                bar.update(1)
-                if max_steps is not None and steps >= max_steps:
-                    break
-            if diverged or (max_steps is not None and steps >= max_steps):
-                break
-    model.eval()
-    return TrainLog(tuple(losses), n_steps=steps, n_evals=steps,
-                    seconds=time.perf_counter() - start, initial_loss=float(initial),
-                    diverged=diverged)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+    def caffe_decay(m, xb, yb, logits):
+        return weight_decay / 2 * m.linear.weight.pow(2).sum()
+
+    return train_minibatch(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                           optimizer=optimizer, momentum=momentum,
+                           schedule="linear" if anneal else None, max_steps=max_steps,
+                           extra_loss=caffe_decay, progress=progress, desc=desc)
 
 
 def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, weight_decay: float,
@@ -181,7 +141,7 @@ def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, wei
     log = train_softmax(model, x, y, lr=lr, weight_decay=weight_decay, epochs=epochs,
                         batch_size=batch_size, anneal=True, seed=seed, progress=progress,
                         desc=desc)
-    return model, log
+    return model.eval(), log
 
 
 def smoothness(templates: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,8 @@ Every model returns logits; the softmax belongs to the loss. Every model also ha
 ``activations(x) -> dict[str, Tensor]``: each named layer's output from one forward pass, in
 forward order, ending with ``"logits"`` (identical to ``model(x)``), and ``layer_names``, the
 dict's keys. Linear layers are ``"fc1", "fc2", ...``, their sigmoids ``"sigmoid1", ...``;
-convolutions ``"conv1", ...``, then ``"bn1"``, ``"relu1"``, ``"pool1"``. (``AE400.features`` is
-the encoder's activations tensor, kept for the autoencoder chapter; it equals
-``activations(x)["sigmoid1"]``.)
+convolutions ``"conv1", ...``, then ``"bn1"``, ``"relu1"``, ``"pool1"``. (``AE400.encode`` is
+the encoder alone, a tensor: ``activations(x)["sigmoid1"]``.)
 
 Example::
 
@@ -105,7 +104,7 @@ class AE400(nn.Module):
     ``encoder``: ``Linear(784, hidden)`` followed by a sigmoid; ``classifier``: the softmax layer
     ``Linear(hidden, 10)``; ``decoder``: ``Linear(hidden, 784)``, used only while pre-training.
     The paper does not fine-tune the encoder: train it first, then the classifier alone.
-    ``activations(x)``: ``"fc1"`` (the encoder's output), ``"sigmoid1"`` (``features(x)``),
+    ``activations(x)``: ``"fc1"`` (the encoder's output), ``"sigmoid1"`` (``encode(x)``),
     ``"logits"``.
     """
 
@@ -119,7 +118,7 @@ class AE400(nn.Module):
         self.decoder = nn.Linear(hidden, n_inputs)
         self.classifier = nn.Linear(hidden, n_classes)
 
-    def features(self, x):
+    def encode(self, x):
         """The encoder's sigmoid activations, ``(N, hidden)`` in (0, 1)."""
         return torch.sigmoid(self.encoder(x.flatten(1)))
 
@@ -130,7 +129,7 @@ class AE400(nn.Module):
         return {"fc1": pre, "sigmoid1": code, "logits": self.classifier(code)}
 
     def forward(self, x):
-        return self.classifier(self.features(x))
+        return self.classifier(self.encode(x))
 
 
 def _check_settings(n_classes: int, in_channels: int, widths: tuple[int, ...]) -> None:

@@ -135,18 +135,34 @@ def load_results(path) -> dict:
     for r in doc["results"]:
         if not {"name", "ours", "source"} <= r.keys():
             raise ValueError(f"{path}: entry {r!r} needs name, ours and source")
+        if "expect" in r:
+            _check_expect(r, where=str(path))
     return doc
+
+
+def _check_expect(r: dict, *, where: str) -> None:
+    """An invariant's ``expect`` and ``tol`` must be well formed (a file edited by hand must
+    not turn a check into a pass)."""
+    e, tol = r["expect"], r.get("tol")
+    ok = (isinstance(e, dict) and e.get("op") in _OPS and isinstance(e.get("value"), _NUMBER)
+          and not isinstance(e.get("value"), bool) and isinstance(tol, _NUMBER) and tol >= 0)
+    if not ok:
+        raise ValueError(f"{where}: invariant {r['name']!r} needs expect = {{op: one of "
+                         f"{sorted(_OPS)}, value: a number}} and tol >= 0; got expect={e!r}, "
+                         f"tol={tol!r}")
 
 
 def _holds(r: dict) -> bool:
     ours, (op, value), tol = r["ours"], (r["expect"]["op"], r["expect"]["value"]), r["tol"]
-    if not isinstance(ours, _NUMBER):
+    if not isinstance(ours, _NUMBER) or isinstance(ours, bool):
         return False  # NaN is written as null: it holds nothing
     if op == ">=":
         return ours >= value - tol - 1e-12
     if op == "<=":
         return ours <= value + tol + 1e-12
-    return abs(ours - value) <= tol + 1e-12
+    if op == "==":
+        return abs(ours - value) <= tol + 1e-12
+    raise ValueError(f"unknown op {op!r} in {r['name']!r}")
 
 
 def _within(r: dict) -> bool:
@@ -163,7 +179,13 @@ def check_results(doc: dict) -> list[str]:
     """
     failures = []
     for r in doc["results"]:
-        if r.get("tol") is None:
+        if "expect" in r:  # an invariant is always checked, whatever its tol says
+            try:
+                _check_expect(r, where=doc["chapter"])
+            except ValueError as err:
+                failures.append(str(err))
+                continue
+        elif r.get("tol") is None:
             continue
         if "expect" in r and not _holds(r):
             e = r["expect"]

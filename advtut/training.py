@@ -43,15 +43,16 @@ class TrainLog:
     during the epoch), one per L-BFGS outer step (of up to 25 iterations) for the L-BFGS
     trainers; ``n_steps``: optimizer steps (L-BFGS iterations); ``n_evals``: evaluations of the
     loss and its gradient (equal to ``n_steps`` for mini-batch training); ``seconds``: wall time.
-    Chapter 2's :func:`advtut.linear_images.train_softmax` logs one loss per step and also
-    sets ``initial_loss`` (the data loss on the first batch, before any step) and ``diverged``
-    (the loss became NaN or infinite and training stopped there).
+    :func:`train_minibatch` also records ``step_losses`` (the batch loss of every step),
+    ``initial_loss`` (the cross-entropy of the first batch, before any step) and ``diverged``
+    (a batch loss became NaN or infinite and training stopped there).
     """
 
     losses: tuple[float, ...]
     n_steps: int
     n_evals: int
     seconds: float
+    step_losses: tuple[float, ...] = ()
     initial_loss: float | None = None
     diverged: bool = False
 
@@ -168,14 +169,18 @@ def train_sparse_autoencoder(encoder: nn.Linear, decoder: nn.Linear, x: torch.Te
 
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = (None, "cosine", "step")
+SCHEDULES = (None, "linear", "cosine", "step")
 
 
 def lr_schedule(lr: float, *, schedule: str | None, epochs: int, steps_per_epoch: int,
-                step_epochs: int | None = None, gamma: float = 0.1) -> tuple[float, ...]:
-    """The learning rate of each of the ``epochs * steps_per_epoch`` optimizer steps.
+                step_epochs: int | None = None, gamma: float = 0.1,
+                max_steps: int | None = None) -> tuple[float, ...]:
+    """The learning rate of each of the ``T = epochs * steps_per_epoch`` optimizer steps (at most
+    ``max_steps``).
 
-    ``schedule``: ``None``, constant ``lr``; ``"cosine"``, ``lr * (1 + cos(pi * t / T)) / 2`` at
+    ``schedule``: ``None``, constant ``lr``; ``"linear"``, ``lr * (1 - t / T)``, annealed to 0
+    over the run (Caffe's "poly" with power 1; the last steps leave no optimizer noise);
+    ``"cosine"``, ``lr * (1 + cos(pi * t / T)) / 2`` at
     step ``t = 0, ..., T - 1`` of ``T`` (from ``lr`` down towards 0, without restarts);
     ``"step"``, ``lr * gamma ** (epoch // step_epochs)``, the rate multiplied by ``gamma`` every
     ``step_epochs`` epochs (default: a third of the epochs, at least 1).
@@ -186,9 +191,14 @@ def lr_schedule(lr: float, *, schedule: str | None, epochs: int, steps_per_epoch
         raise ValueError(f"lr must be > 0, got {lr}")
     if epochs < 1 or steps_per_epoch < 1:
         raise ValueError(f"epochs and steps_per_epoch must be >= 1, got {epochs} and {steps_per_epoch}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     total = epochs * steps_per_epoch
+    total = total if max_steps is None else min(total, max_steps)
     if schedule is None:
         return (float(lr),) * total
+    if schedule == "linear":
+        return tuple(lr * max(0.0, 1 - t / total) for t in range(total))
     if schedule == "cosine":
         return tuple(lr * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total))
     step_epochs = max(1, epochs // 3) if step_epochs is None else step_epochs
@@ -202,6 +212,7 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
                     batch_size: int, lr: float, seed: int, optimizer: str = "sgd",
                     momentum: float = 0.9, weight_decay: float = 0.0, schedule: str | None = None,
                     step_epochs: int | None = None, gamma: float = 0.1,
+                    max_steps: int | None = None,
                     extra_loss: Callable[..., torch.Tensor] | None = None,
                     callback: Callable[[int, nn.Module], None] | None = None,
                     progress: bool = True, desc: str = "train") -> TrainLog:
@@ -209,12 +220,14 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
 
     ``x``: ``(N, ...)`` in the model's input range, ``y``: long ``(N,)`` class indices; both may
     stay on the CPU: each batch is moved to the model's device and ``x`` cast to its dtype
-    (uint8 pixels are cast, not rescaled: pass floats in [0, 1]). Each epoch visits every example
+    (uint8 images are pixels 0-255, scaled to [0, 1], as in :mod:`advtut.evaluation`). Each epoch visits every example
     once in an order drawn from a local ``torch.Generator`` seeded with ``seed`` (the last batch
     may be smaller); the global RNG is not touched (random layers such as dropout still draw
     from it). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (``momentum`` unused);
     ``weight_decay``: the optimizer's L2 decay on every trainable parameter; ``schedule``,
-    ``step_epochs``, ``gamma``: the learning rate per step, see :func:`lr_schedule`.
+    ``step_epochs``, ``gamma``: the learning rate per step, see :func:`lr_schedule`;
+    ``max_steps``: stop after that many steps. Training stops early, with ``diverged`` set, when
+    a batch loss is NaN or infinite (that step is not taken).
 
     ``extra_loss(model, x_batch, y_batch, logits)``: a scalar tensor added to the batch loss;
     ``callback(step, model)``: called after optimizer step ``step = 1, 2, ..., n_steps``, with
@@ -245,7 +258,7 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
     lrs = lr_schedule(lr, schedule=schedule, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      step_epochs=step_epochs, gamma=gamma)
+                      step_epochs=step_epochs, gamma=gamma, max_steps=max_steps)
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
@@ -254,35 +267,58 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     g = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     losses: list[float] = []
-    step = 0
+    step_losses: list[float] = []
+    initial, diverged, step = None, False, 0
     with model_mode(model, training=True), tqdm(total=len(lrs), desc=desc, unit="step",
                                                 disable=not progress, mininterval=2.0) as bar:
         for _ in range(epochs):
             order = torch.randperm(n, generator=g)
             total = torch.zeros((), device=device, dtype=dtype)   # summed batch losses
+            seen = 0
             for i in range(0, n, batch_size):
                 idx = order[i:i + batch_size]
-                xb = x[idx.to(x.device)].to(device, dtype)
+                xb = _as_input(x[idx.to(x.device)].to(device), dtype)
                 yb = y[idx.to(y.device)].to(device)
                 for group in opt.param_groups:
                     group["lr"] = lrs[step]
                 logits = model(xb)                                   # (B, K)
                 loss = F.cross_entropy(logits, yb)
+                if initial is None:
+                    initial = float(loss.detach())
                 if extra_loss is not None:
-                    extra = extra_loss(model, xb, yb, logits)
-                    if not isinstance(extra, torch.Tensor) or extra.ndim != 0:
-                        raise ValueError("extra_loss must return a scalar tensor, got "
-                                         f"{tuple(extra.shape) if isinstance(extra, torch.Tensor) else type(extra).__name__}")
-                    loss = loss + extra
+                    loss = loss + _checked_extra(extra_loss(model, xb, yb, logits))
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 step += 1
+                step_losses.append(float(loss.detach()))
                 total = total + loss.detach() * len(idx)
+                seen += len(idx)
                 if callback is not None:
                     callback(step, model)
                 bar.update()
-            losses.append(float(total) / n)
-            bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+                if step == len(lrs):
+                    break
+            if seen:  # the mean over the examples this epoch trained on
+                losses.append(float(total) / seen)
+                bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+            if diverged or step == len(lrs):
+                break
     return TrainLog(losses=tuple(losses), n_steps=step, n_evals=step,
-                    seconds=time.perf_counter() - start)
+                    seconds=time.perf_counter() - start, step_losses=tuple(step_losses),
+                    initial_loss=initial, diverged=diverged)
+
+
+def _as_input(xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A batch in the model's dtype; uint8 images (pixels 0-255) scaled to [0, 1]."""
+    return (xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb).to(dtype)
+
+
+def _checked_extra(extra) -> torch.Tensor:
+    if not isinstance(extra, torch.Tensor) or extra.ndim != 0:
+        what = tuple(extra.shape) if isinstance(extra, torch.Tensor) else type(extra).__name__
+        raise ValueError(f"extra_loss must return a scalar tensor, got {what}")
+    return extra

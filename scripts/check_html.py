@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
                  "--disable-component-update", "--disable-sync", "--disable-quic"]
 
 MAX_CELL_LINES = 30       # a code cell longer than this does not fit on a reader's screen
-MAX_PROGRESS_LINES = 25   # progress-bar lines a whole page may show (one per loop is the rule)
+MAX_PROGRESS_LINES = 10   # progress-bar lines a page may show (the book drops them; a few may stay)
 # A tqdm line: "desc:  45%|████▌     | 9/20 [00:01<00:02,  5.1it/s]"; group 1 is the description.
 PROGRESS_LINE = re.compile(r"^(.*?)\s*\d{1,3}%\|.*\|\s*[\d.]+[kMGT]?/[\d.]+[kMGT]?\s*\[")
 PIPE_RULE = re.compile(r"\|\s*:?-{3,}")  # the "|---" rule under a Markdown table's header (JS too)

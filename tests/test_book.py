@@ -99,22 +99,46 @@ def test_chapter_as_a_script_has_the_parameters_and_no_magics(tmp_path):
         chapter_script(ch.path, {"epochs": 3})
 
 
-def test_progress_bars_leave_their_final_line_only(tmp_path):
+def test_progress_bars_leave_nothing_in_the_book(tmp_path):
     """A text bar's redraws arrive as separate stream outputs, each starting with a carriage
-    return (as nbclient saves them); the book keeps one line per loop."""
-    from advtut.book import _postprocess, final_lines
+    return (as nbclient saves them); they collapse to the final line, which the book drops."""
+    from advtut.book import _postprocess, final_lines, without_progress
 
     assert final_lines("\rA 0%\rA 50%\rA 100%\nok\n") == "A 100%\nok\n"
+    bar = "softmax λ=100: 100%|██████████| 474/474 [00:58<00:00,  8.04it/s]\n"
+    assert without_progress(bar + "score 0.5 (50%|of it) [done]\n") == \
+        "score 0.5 (50%|of it) [done]\n"
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("loop()")
     stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
-    cell.outputs = [stream("stderr", "\rloop:   0%| | 0/2"), stream("stderr", "\rloop:  50%| | 1/2"),
-                    stream("stderr", "\rloop: 100%| | 2/2"), stream("stderr", "\n"),
-                    stream("stdout", "done\n"), stream("stderr", "\rnext: 100%| | 1/1\n")]
+    cell.outputs = [stream("stderr", "\rloop:   0%| | 0/2 [00:00<?, ?it/s]"),
+                    stream("stderr", "\rloop:  50%| | 1/2 [00:01<00:01, 1.0it/s]"),
+                    stream("stderr", "\rloop: 100%| | 2/2 [00:02<00:00, 1.0it/s]"),
+                    stream("stderr", "\n"), stream("stdout", "done\n"),
+                    stream("stderr", "\rnext: 100%| | 1/1 [00:01<00:00, 1.0it/s]\nwarning\n")]
     nb.cells = [cell]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     _postprocess(path, "fingerprint", 1.0)
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
-    assert [(o.name, o.text) for o in outputs] == [
-        ("stderr", "loop: 100%| | 2/2\n"), ("stdout", "done\n"), ("stderr", "next: 100%| | 1/1\n")]
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "done\n"), ("stderr", "warning\n")]
+
+
+def test_a_script_prints_the_tables_a_cell_ends_with(tmp_path):
+    """Without Jupyter, a cell's last expression (a table) is displayed, as in a notebook."""
+    import subprocess
+    import sys
+
+    from advtut.book import chapter_script
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'quick'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from advtut.tables import table\nx = 2\ntable([['a', x]],\n      ['name', 'value'])")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    script = tmp_path / "nb.py"
+    script.write_text(chapter_script(path, {}))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert "name" in out.stdout and "value" in out.stdout and "a" in out.stdout

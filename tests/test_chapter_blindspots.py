@@ -80,13 +80,13 @@ def test_ae400_trains_its_encoder_then_only_the_softmax(digits):
     model = train_model(spec, x, y, max_iter=20, ae_max_iter=15, progress=False)
     assert isinstance(model, AE400) and not model.training
     assert not any(p.requires_grad for p in model.encoder.parameters())
-    feats = model.features(x)
+    feats = model.encode(x)
     assert feats.shape == (300, 20) and feats.min() > 0 and feats.max() < 1
     enc = AE400(hidden=20)
 
     def reconstruction_error():
         with torch.no_grad():
-            out = torch.sigmoid(enc.decoder(enc.features(x)))
+            out = torch.sigmoid(enc.decoder(enc.encode(x)))
             return float((out - x.flatten(1)).pow(2).sum(1).mean())
 
     before = reconstruction_error()
@@ -129,6 +129,13 @@ def test_cache_resumes_training_and_attacks_and_is_keyed_by_the_settings(digits,
     # other settings: another file, a fresh model
     other = ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={"max_iter": 21})
     assert other("model", "FC10(1e-4)") != kept("model", "FC10(1e-4)")
+    # another device or other data: another file
+    for kw in (dict(device="cuda"), dict(data=(x,)), dict(data=(x + 1e-6,))):
+        moved = ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={"max_iter": 20}, **kw)
+        assert moved("model", "FC10(1e-4)") != kept("model", "FC10(1e-4)")
+    assert (ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={}, data=(x,))("m")
+            != ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={},
+                               data=(x + 1e-6,))("m"))
     s1 = ch4.attack_models(models, x[:10], y[:10], seed=1, kept=kept, progress=False)
     s2 = ch4.attack_models(models, x[:10], y[:10], seed=1, kept=kept, progress=False)
     name = "FC10(1e-4)"

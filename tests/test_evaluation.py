@@ -70,14 +70,15 @@ def test_modes_restored_per_module_and_after_errors():
     assert [m.training for m in model] == [True, False, True, True]
 
 
-def test_inputs_follow_the_models_dtype_and_are_not_rescaled():
+def test_inputs_follow_the_models_dtype_and_uint8_pixels_are_scaled():
     model = nn.Linear(2, 2, bias=False).double()
     with torch.no_grad():
         model.weight.copy_(torch.eye(2))
     x = torch.tensor([[200, 3], [0, 255]], dtype=torch.uint8)
     out = logits(model, x)
     assert out.dtype == torch.float64 and out.device.type == "cpu" and not out.requires_grad
-    assert torch.equal(out, x.double())              # 255 stays 255: x is taken as given
+    assert torch.equal(out, (x.float() / 255).double())  # uint8 pixels 0-255 -> [0, 1]
+    assert torch.equal(logits(model, x.double()), x.double())  # floats are taken as given
 
 
 def test_require_eval_mode():

@@ -168,7 +168,7 @@ def test_training_lowers_the_loss_and_a_huge_rate_diverges():
     assert topk_accuracy(m, x, y, ks=(1,))[1] > 0.9
     bad = PixelSoftmax(192, 2, scale=255.0, mean=255 * x.flatten(1).mean(0), init_std=1e-4)
     log = train_softmax(bad, x, y, lr=1e3, weight_decay=0.0, epochs=5, optimizer="sgd", progress=False)
-    assert log.diverged or max(log.losses) > 1e3
+    assert log.diverged or max(log.step_losses) > 1e3
     with pytest.raises(ValueError, match="optimizer"):
         train_softmax(m, x, y, lr=1e-3, weight_decay=0, epochs=1, optimizer="lbfgs")
 

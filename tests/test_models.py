@@ -79,7 +79,7 @@ def test_fc_and_ae_activations_by_hand():
     ae = AE400(hidden=7)
     b = ae.activations(x)
     assert tuple(b) == ("fc1", "sigmoid1", "logits")
-    assert torch.equal(b["sigmoid1"], ae.features(x))      # the old method still returns a tensor
+    assert torch.equal(b["sigmoid1"], ae.encode(x))        # the encoder alone
     assert FC10().activations(x)["logits"].shape == (2, 10)
 
 

@@ -107,3 +107,25 @@ def test_format_value():
     assert [format_value(v) for v in (None, float("nan"), True, 0.123456, 3, "a")] == \
         ["—", "—", "yes", "0.1235", "3", "a"]
     assert format_value(0.123456, digits=2) == "0.12"
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda r: r.pop("tol"),
+    lambda r: r.update(tol=None),
+    lambda r: r["expect"].update(op=">"),
+    lambda r: r["expect"].update(value="1"),
+    lambda r: r.update(expect=None),
+])
+def test_a_hand_edited_invariant_fails_rather_than_passes(tamper, tmp_path):
+    r = invariant("success", 0.5, op="==", value=1.0, note="n")
+    tamper(r)
+    assert check_results(_doc([r])), "a malformed invariant must be reported"
+    (tmp_path / "r.json").write_text(json.dumps(_doc([r])))
+    with pytest.raises(ValueError, match="invariant 'success' needs expect"):
+        load_results(tmp_path / "r.json")
+
+
+def test_a_bool_is_not_a_number_for_an_invariant():
+    r = invariant("flag", 1.0, op=">=", value=1.0, note="n")
+    r["ours"] = True
+    assert check_results(_doc([r]))

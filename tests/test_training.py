@@ -162,7 +162,7 @@ def test_lbfgs_returns_a_train_log():
     ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
     ({"lr": 0.0}, "lr must be > 0, got 0.0"),
     ({"optimizer": "rmsprop"}, r"optimizer must be one of \('sgd', 'adam'\), got 'rmsprop'"),
-    ({"schedule": "linear"}, r"schedule must be one of \(None, 'cosine', 'step'\), got 'linear'"),
+    ({"schedule": "exp"}, r"schedule must be one of \(None, 'linear', 'cosine', 'step'\), got 'exp'"),
     ({"momentum": -1.0}, "momentum and weight_decay must be >= 0"),
     ({"y": torch.zeros(9, dtype=torch.long)}, "same, non-zero number of examples, got 10 and 9"),
     ({"y": torch.zeros(10, 1, dtype=torch.long)}, r"y must have shape \(N,\), got \(10, 1\)"),
@@ -173,3 +173,31 @@ def test_minibatch_errors(kwargs, match):
     settings = {"y": y, "epochs": 1, "batch_size": 4, "lr": 0.1, "seed": 0, "progress": False, **kwargs}
     with pytest.raises(ValueError, match=match):
         train_minibatch(_linear(), x, settings.pop("y"), **settings)
+
+
+def test_linear_schedule_max_steps_and_divergence():
+    assert lr_schedule(1.0, schedule="linear", epochs=2, steps_per_epoch=2) == (1.0, 0.75, 0.5, 0.25)
+    assert lr_schedule(1.0, schedule="linear", epochs=5, steps_per_epoch=2, max_steps=4) == \
+        (1.0, 0.75, 0.5, 0.25)
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    model = nn.Linear(3, 2)
+    log = train_minibatch(model, x, y, epochs=10, batch_size=8, lr=0.1, seed=0, max_steps=7,
+                          progress=False)
+    assert log.n_steps == 7 and len(log.step_losses) == 7 and len(log.losses) == 2
+    assert log.initial_loss is not None and not log.diverged
+    blow_up = lambda m, xb, yb, logits: torch.tensor(float("inf"))  # noqa: E731
+    log = train_minibatch(nn.Linear(3, 2), x, y, epochs=2, batch_size=8, lr=0.1, seed=0,
+                          extra_loss=blow_up, progress=False)
+    assert log.diverged and log.n_steps == 0 and log.step_losses == ()
+
+
+def test_uint8_images_train_as_pixels_in_the_unit_interval():
+    g = torch.Generator().manual_seed(1)
+    u8 = torch.randint(0, 256, (30, 4), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, 2, (30,), generator=g)
+    a, b = nn.Linear(4, 2), nn.Linear(4, 2)
+    b.load_state_dict(a.state_dict())
+    train_minibatch(a, u8, y, epochs=2, batch_size=8, lr=0.1, seed=0, progress=False)
+    train_minibatch(b, u8.float() / 255, y, epochs=2, batch_size=8, lr=0.1, seed=0, progress=False)
+    torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)

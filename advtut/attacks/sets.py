@@ -136,9 +136,13 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
                                        desc=desc)
         adv, ok = _stored(model, x[idx], adv, target[idx], ok)
         ref, ok_ref = _stored(model, x[idx], ref, target[idx], ok)
-        ref = torch.where(ok_ref.view(-1, *[1] * (x.ndim - 1)), ref, adv)  # else the faithful
         d = torch.where(ok, rms(adv.double(), x[idx].double()), math.inf)
         dr = torch.where(ok, rms(ref.double(), x[idx].double()), math.inf)
+        # keep the refined point only where it still holds after the cast and is not longer
+        # (the cast may push it outwards); else the faithful one
+        keep = ok_ref & (dr <= d)
+        ref = torch.where(keep.view(-1, *[1] * (x.ndim - 1)), ref, adv)
+        dr = torch.where(keep, dr, d)
         better = d < best_d[idx]
         rows = idx[better]
         best_adv[rows], best_d[rows], best_t[rows] = adv[better], d[better], target[idx][better]
@@ -151,11 +155,13 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
 
 
 def gaussian_noise(x: torch.Tensor, std: float, *, seed: int) -> torch.Tensor:
-    """``clip(x + N(0, std^2), 0, 1)`` elementwise, seeded; same shape and dtype as ``x``."""
+    """``clip(x + N(0, std^2), 0, 1)`` elementwise, seeded; same shape, dtype and device as
+    ``x`` (the noise is drawn on the CPU, so a seed gives the same noise on any device)."""
     if not std >= 0:
         raise ValueError(f"std must be >= 0, got {std}")
     g = torch.Generator().manual_seed(seed)
-    return (x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
+    return (x + std * noise).clamp(0, 1)
 
 
 def amplify(x: torch.Tensor, x_adv: torch.Tensor, *, to: float = 0.1) -> torch.Tensor:

@@ -64,16 +64,25 @@ CODE = (advtut.data, advtut.models, advtut.training, advtut.evaluation, advtut.d
         advtut.attacks.sets, advtut.chapters.blindspots_paper)
 
 
-def cache_namer(cache_dir, *, profile: str, seed: int, settings) -> Callable[..., object]:
+def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
+                data: tuple[torch.Tensor, ...] = ()) -> Callable[..., object]:
     """``kept(*parts)``: the cache file for ``parts`` (None when ``cache_dir`` is None), its name
-    keyed by ``profile``, ``seed``, the profile's ``settings`` and the source of :data:`CODE`
-    and of this module (:func:`advtut.cache.cache_path`)."""
+    keyed by ``profile``, ``seed``, the profile's ``settings``, the ``device`` (a GPU's models
+    differ from a CPU's in the last bits), a digest of the ``data`` tensors (another data root
+    gives other files) and the source of :data:`CODE` and of this module
+    (:func:`advtut.cache.cache_path`)."""
+    import hashlib
     import sys
 
     code = (*CODE, sys.modules[__name__])
+    digest = hashlib.sha256()
+    for t in data:
+        digest.update(repr((t.dtype, tuple(t.shape))).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    key = {**dict(settings), "device": str(device), "data": digest.hexdigest()}
 
     def kept(*parts):
-        return cache_path(cache_dir, profile, seed, *parts, settings=settings, code=code)
+        return cache_path(cache_dir, profile, seed, *parts, settings=key, code=code)
 
     return kept
 
@@ -164,7 +173,7 @@ def train_model(spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, *, max_iter: 
     for p in (*model.encoder.parameters(), *model.decoder.parameters()):
         p.requires_grad_(False)
     with torch.no_grad():
-        feats = model.features(x)
+        feats = model.encode(x)
     train_lbfgs(model.classifier, feats, y, lambdas=spec.lambdas, max_iter=max_iter,
                 data_loss=data_loss, progress=progress, desc=f"L-BFGS {spec.name} softmax")
     return model.eval()
@@ -172,7 +181,8 @@ def train_model(spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, *, max_iter: 
 
 def train_models(specs, data, *, seeds, kept=None, prefix: str = "model",
                  **train_kw) -> tuple[dict[str, nn.Module], dict[str, float]]:
-    """Train each of ``specs`` with :func:`train_model` after ``torch.manual_seed(seed)``.
+    """Train each of ``specs`` with :func:`train_model`, its initialisation seeded by its
+    ``seed`` (the caller's random state is left as it was).
 
     ``data``: one ``(x, y)`` pair per spec; ``seeds``: one int per spec; ``kept``: a
     :func:`cache_namer` (each model kept as ``(prefix, name)``); ``train_kw`` go to
@@ -182,10 +192,11 @@ def train_models(specs, data, *, seeds, kept=None, prefix: str = "model",
 
     models, seconds = {}, {}
     for spec, (x, y), seed in zip(specs, data, seeds, strict=True):
-        torch.manual_seed(seed)
         t0 = time.perf_counter()
         cache = kept(prefix, spec.name) if kept else None
-        models[spec.name] = train_model(spec, x, y, cache=cache, **train_kw)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            models[spec.name] = train_model(spec, x, y, cache=cache, **train_kw)
         seconds[spec.name] = time.perf_counter() - t0
     return models, seconds
 

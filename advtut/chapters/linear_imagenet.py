@@ -20,7 +20,7 @@ from advtut.results import entry, invariant
 from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss, pixel_mean, resize,
                                   smoothness, to_unit, train_pixel_softmax, train_softmax)
 
-__all__ = ["SOURCE_TOY", "SOURCE_INIT_LOSS", "SOURCE_LR", "SOURCE_ACCURACY", "SOURCE_TOP1_PAIRS",
+__all__ = ["Resolution", "resolution_summary", "ALEXNET_DECAY", "SOURCE_DECAY", "top1_entries", "SOURCE_TOY", "SOURCE_INIT_LOSS", "SOURCE_LR", "SOURCE_ACCURACY", "SOURCE_TOP1_PAIRS",
            "SOURCE_TARGETS", "ToyExample", "toy_example", "lesson_subset", "initial_losses",
            "lr_sweep", "largest_stable_rate", "decay_sweep", "fooling_starts", "fool_pairs",
            "regularization_stats", "sign_step_gain", "resolution_sweep", "loglog_slope",
@@ -39,6 +39,9 @@ SOURCE_ACCURACY = {1: 0.030, 5: 0.10}
 #: models, in its text (3.0% vs 1.6%) and in a figure caption (2.6% vs 1.4%); 2.8%: its
 #: "very low regularization" model, decay not stated.
 SOURCE_TOP1_PAIRS = dict(text=(0.030, 0.016), caption=(0.026, 0.014), very_low=0.028)
+#: Weight decays of the source's lesson (Caffe units): AlexNet's default, "almost negligible"
+#: with 12,288 inputs, and the value the source ended up needing.
+ALEXNET_DECAY, SOURCE_DECAY = 0.0005, 100.0
 #: The fooling targets of the source's figures (Tiny ImageNet has both).
 SOURCE_TARGETS = ("goldfish", "school bus")
 
@@ -114,7 +117,7 @@ def largest_stable_rate(logs) -> float:
     """The largest rate whose loss neither diverged nor rose above twice its start (+1); NaN if
     none."""
     stable = [lr for lr, log in logs.items()
-              if not log.diverged and max(log.losses) < 2 * log.losses[0] + 1]
+              if not log.diverged and max(log.step_losses) < 2 * log.step_losses[0] + 1]
     return max(stable) if stable else float("nan")
 
 
@@ -303,3 +306,61 @@ def fooling_row(model, x, x_adv, label: str, note: str = "") -> dict:
 
     p = logits(model, torch.stack([x.float().cpu(), x_adv.float().cpu()])).softmax(1)
     return dict(x=x, x_adv=x_adv, p=p[0], p_adv=p[1], label=label, note=note)
+
+
+def top1_entries(accs, *, low: float, high: float, best: float, data_note: str) -> list[dict]:
+    """Each decay's top-1 beside its counterpart in the source (the weakest decay against the
+    source's "very low regularization" model, the strongest against its smooth-template one,
+    the best against its best), and the source's second pair, from a figure caption."""
+    text, caption = SOURCE_TOP1_PAIRS["text"], SOURCE_TOP1_PAIRS["caption"]
+    counterpart = {
+        low: (SOURCE_TOP1_PAIRS["very_low"], "the source's 'very low regularization' model "
+              "(its decay is not stated)"),
+        high: (text[1], f"the source's smooth-template model (text; {caption[1]:.1%} in a "
+               "caption)"),
+        best: (text[0], f"the source's best model (text; {caption[0]:.1%} in a caption)")}
+    out = []
+    for lam, acc in accs.items():
+        src, who = counterpart.get(lam, (None, "no counterpart in the source"))
+        out.append(entry(f"λ={lam:g} top-1", acc[1], source=src, unit="fraction",
+                         note=f"{data_note}; source: {who}, on ImageNet-1k; no tol: "
+                              "different data"))
+    out += [
+        entry("caption pair: noisy-template model top-1", accs[best][1], source=caption[0],
+              unit="fraction", note=f"ours: the best decay on {data_note}; source caption: "
+                                    f"{caption[0]:.1%} (its text says {text[0]:.1%})"),
+        entry("caption pair: smooth-template model top-1", accs[high][1], source=caption[1],
+              unit="fraction", note=f"ours: the strongest decay on {data_note}; source caption: "
+                                    f"{caption[1]:.1%} (its text says {text[1]:.1%})"),
+    ]
+    return out
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The resolution sweep, one value per size in ``sizes`` (ascending): ``d`` the input
+    dimension ``3 size^2``; ``top1``; ``gain`` the median one-grey-level sign-step gain;
+    ``exact_linf``/``exact_rms`` the median exact perturbations ([0, 1] units); and the log-log
+    slopes of the L-infinity optimum and of the gain against ``d``."""
+
+    sizes: tuple[int, ...]
+    d: np.ndarray
+    top1: tuple[float, ...]
+    gain: tuple[float, ...]
+    exact_linf: tuple[float, ...]
+    exact_rms: tuple[float, ...]
+    linf_slope: float
+    gain_slope: float
+
+
+def resolution_summary(res: dict, x, target, *, native: int) -> Resolution:
+    """Summarise ``{size: (model, accs, costs)}`` (:func:`resolution_sweep` plus the ``native``
+    size's model) on the images ``x`` ``(n, 3, native, native)`` and their ``target``."""
+    sizes = tuple(sorted(res))
+    d = np.array([3 * s * s for s in sizes])
+    gain = tuple(sign_step_gain(res[s][0], x if s == native else resize(x, s), target)
+                 for s in sizes)
+    linf = tuple(float(res[s][2].exact_linf.median()) for s in sizes)
+    rms = tuple(float(res[s][2].exact_rms.median()) for s in sizes)
+    return Resolution(sizes, d, tuple(res[s][1][1] for s in sizes), gain, linf, rms,
+                      loglog_slope(d, linf), loglog_slope(d, gain))
