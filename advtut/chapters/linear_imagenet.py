@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from advtut.attacks.template import fool_with_template, template_step
-from advtut.evaluation import topk_accuracy
+from advtut.evaluation import logits, topk_accuracy
 from advtut.results import entry, invariant
 from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss, pixel_mean, resize,
                                   smoothness, to_unit, train_pixel_softmax, train_softmax)
@@ -140,8 +140,6 @@ def fooling_starts(model, x_va, y_va, class_names, *, seed: int):
     classes and one uniform-noise image, ``(x (3, 3, H, W) in [0, 1], names, targets, p_va)``;
     targets are :data:`SOURCE_TARGETS` (classes 1 and 2 where a dataset lacks them) and
     ``p_va`` the model's probabilities on every validation image."""
-    from advtut.evaluation import logits
-
     p_va = logits(model, to_unit(x_va), batch_size=1000).softmax(1)
     correct = (p_va.argmax(1) == y_va).nonzero().flatten()
     starts = []
@@ -302,8 +300,6 @@ def resolution_entries(size: int, top1: float, exact_linf: float, exact_rms: flo
 def fooling_row(model, x, x_adv, label: str, note: str = "") -> dict:
     """One row of :func:`advtut.plotting.fooling_figure`: the images ``(3, H, W)`` in [0, 1]
     with ``model``'s class probabilities for both."""
-    from advtut.evaluation import logits
-
     p = logits(model, torch.stack([x.float().cpu(), x_adv.float().cpu()])).softmax(1)
     return dict(x=x, x_adv=x_adv, p=p[0], p_adv=p[1], label=label, note=note)
 
