@@ -163,6 +163,19 @@ def _postprocess(path: Path, fp: str, seconds: float) -> None:
     nbformat.write(nb, path)
 
 
+def _cache_parameter(chapter: Chapter, build_dir: Path, profile: str) -> dict:
+    """``{"cache_dir": <build_dir>/cache/<profile>}`` for a chapter whose parameters cell has a
+    ``cache_dir``: the chapters of one build share what they train (the MNIST CNN of chapters
+    3, 5 and 6) through it; the cache's file names keep it from ever serving a stale model."""
+    import nbformat
+
+    nb = nbformat.read(chapter.path, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None or not re.search(r"^cache_dir\s*=", cell.source, flags=re.M):
+        return {}
+    return {"cache_dir": str((build_dir / "cache" / profile).resolve())}
+
+
 def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: str = "auto",
                     build_dir: str | os.PathLike | None = None, reuse: bool = False,
                     root: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -190,7 +203,9 @@ def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: st
     try:
         papermill.execute_notebook(
             str(chapter.path), str(out), kernel_name="python3", cwd=str(chapter.path.parent),
-            parameters={**params, "results_path": str(res.resolve())}, progress_bar=False)
+            parameters={**params, "results_path": str(res.resolve()),
+                        **_cache_parameter(chapter, build_dir, profile)},
+            progress_bar=False)
     except papermill.PapermillExecutionError as err:
         raise ChapterFailed(
             f"chapter {chapter.id} failed in cell {err.cell_index} (execution count "

@@ -42,6 +42,24 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_attack=10_000, n_attack_split=10_000, batch_size=2_500, n_untargeted=1_000,
                      adv_rounds=10, adv_per_round=2_000, adv_max_iter=200, n_figure=20),
     },
+    "05_spectral": {
+        # The MNIST CNN itself is trained as "mnist_cnn" says. quick: AlexNet's power iterations
+        # to 1e-4, 50 test images for the local constants, 20 attacked (one target, a coarse c
+        # search), one projected network; full: tighter everything, every wrong label.
+        # targets: the per-layer bounds of the projected networks.
+        "quick": dict(targets=(2.0,), project_every=10, power_iters=200, power_tol=1e-4,
+                      n_local=50, n_attack=20, attack_max_iter=50, c_rel_tol=0.1,
+                      untargeted=False, sweep_cases=300),
+        "full": dict(targets=(1.5, 2.0, 3.0), project_every=10, power_iters=3_000,
+                     power_tol=1e-7, n_local=1_000, n_attack=500, attack_max_iter=300,
+                     c_rel_tol=0.01, untargeted=True, sweep_cases=2_000),
+    },
+    "mnist_cnn": {
+        # The MNIST CNN that chapters 3, 5 and 6 share (advtut.zoo.book_mnist_cnn): a seeded
+        # subset of the training digits in quick, all 60,000 in full.
+        "quick": dict(n_train=15_000, epochs=2),
+        "full": dict(n_train=None, epochs=5),
+    },
 }
 
 

@@ -1,0 +1,387 @@
+"""Chapter 5 (spectral analysis of instability): the paper's Table 5, its networks' layers, and
+the experiments the chapter runs. The mathematics lives in :mod:`advtut.spectral`.
+
+Source: Szegedy et al. (2014), "Intriguing properties of neural networks", section 4.3 and
+Table 5 ("Frame bounds of each rectified layer of the network from [9]", Krizhevsky et al.'s
+AlexNet); ``../shared/seeds/004_38f0e6638a90c4f6.txt``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advtut.attacks.base import random_wrong_labels
+from advtut.attacks.lbfgs import lbfgs_attack
+from advtut.distances import l2
+from advtut.evaluation import logits as model_logits
+from advtut.models import MnistCNN
+from advtut.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
+from advtut.spectral import (bound_grid, certified_radius, conv_matrix, conv_operator_norm_bound,
+                             layer_bound, linear_norm, local_lipschitz, max_pool_lipschitz,
+                             operator_norm)
+
+#: Table 5 as printed: layer, the paper's size (C x k x k x D or in x out), stride, upper bound.
+#: conv4's and FC1's bounds are empty in our copy of the paper (missing, not zero).
+TABLE5 = (
+    ("conv1", "3×11×11×96", 4, 2.75),
+    ("conv2", "96×5×5×256", 1, 10.0),
+    ("conv3", "256×3×3×384", 1, 7.0),
+    ("conv4", "384×3×3×384", 1, None),
+    ("conv5", "384×3×3×256", 1, 11.0),
+    ("fc1", "9216×4096", None, None),
+    ("fc2", "4096×4096", None, 4.0),
+    ("fc3", "4096×1000", None, 4.0),
+)
+
+#: torchvision's AlexNet: each rectified layer's module (``features`` or ``classifier`` index)
+#: and the height and width of its input for 224 x 224 images (``None``: fully connected).
+ALEXNET_LAYERS = (
+    ("conv1", "features", 0, 224), ("conv2", "features", 3, 27), ("conv3", "features", 6, 13),
+    ("conv4", "features", 8, 13), ("conv5", "features", 10, 13),
+    ("fc1", "classifier", 1, None), ("fc2", "classifier", 4, None),
+    ("fc3", "classifier", 6, None),
+)
+
+
+def alexnet(weights=None, *, seed: int = 0) -> tuple[nn.Module, str]:
+    """torchvision's AlexNet in eval mode and a line saying whose weights it holds.
+
+    ``weights``: ``None`` (the initialisation, seeded by ``seed``), ``"download"``
+    (torchvision's ``IMAGENET1K_V1``, fetched online and checked against its hash) or the path
+    of a saved state dict (loaded with ``weights_only=True``).
+    """
+    from torchvision.models import AlexNet_Weights
+    from torchvision.models import alexnet as tv_alexnet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = tv_alexnet(weights=None)
+    if weights is None:
+        what = f"torchvision's AlexNet at its initialisation (seed {seed}): no trained weights"
+    elif weights == "download":
+        state = AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        model.load_state_dict(state)
+        what = "torchvision's AlexNet, ImageNet weights IMAGENET1K_V1 (top-1 56.5%)"
+    elif isinstance(weights, (str, Path)):
+        path = Path(weights)
+        if not path.is_file():
+            raise ValueError(f"alexnet_weights: no file at {path}; give None, 'download' or the "
+                             "path of a state dict saved with torch.save(model.state_dict(), path)")
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        if not isinstance(state, dict):
+            raise ValueError(f"alexnet_weights: {path} holds a {type(state).__name__}, not a "
+                             "state dict")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1:3]
+            raise ValueError(f"alexnet_weights: {path} is not a torchvision AlexNet state dict: "
+                             + " ".join(line.strip() for line in first)) from None
+        what = f"torchvision's AlexNet, weights from {path.name}"
+    else:
+        raise ValueError(f"alexnet_weights must be None, 'download' or a file path, got {weights!r}")
+    return model.eval(), what
+
+
+def _alexnet_module(model: nn.Module, part: str, index: int) -> nn.Module:
+    return getattr(model, part)[index]
+
+
+@dataclass(frozen=True)
+class LayerNorms:
+    """One rectified layer: the paper's printed formula, the corrected formula (an upper bound,
+    exact for fully connected layers), and the norm as applied by power iteration with how far
+    it was from converged (``rel_change``)."""
+
+    layer: str
+    shape: str
+    stride: int | None
+    printed: float
+    bound: float
+    exact: float
+    rel_change: float
+    iterations: int
+
+
+def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: int,
+                tol: float, seed: int = 0) -> LayerNorms:
+    """:class:`LayerNorms` of a ``nn.Conv2d`` on ``input_size`` px or of a ``nn.Linear``."""
+    if isinstance(module, nn.Linear):
+        value = linear_norm(module.weight, seed=seed)
+        return LayerNorms(name, f"{module.in_features}×{module.out_features}", None,
+                          value, value, value, 0.0, 0)
+    c_out, c_in, k, _ = module.weight.shape
+    est = operator_norm(module, (c_in, input_size, input_size), iters=iters, tol=tol, seed=seed,
+                        dtype=torch.float32)
+    return LayerNorms(name, f"{c_in}×{k}×{k}×{c_out}", module.stride[0],
+                      layer_bound(module, input_size, scaling="paper"),
+                      layer_bound(module, input_size), est.value, est.rel_change, est.iterations)
+
+
+def table5(model: nn.Module, *, iters: int, tol: float) -> list[LayerNorms]:
+    """:func:`layer_norms` of every rectified layer of a torchvision AlexNet, Table 5's rows."""
+    return [layer_norms(name, _alexnet_module(model, part, i), size, iters=iters, tol=tol)
+            for name, part, i, size in ALEXNET_LAYERS]
+
+
+def formula_check(*, seed: int, shape=(8, 3, 5, 5), size: int = 16,
+                  strides=(1, 2, 4)) -> list[dict]:
+    """The formula against the exact norm of the circular convolution (a dense SVD), for one
+    seeded random kernel of ``shape`` per stride on a ``size x size`` grid."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for s in strides:
+        w = torch.randn(shape, generator=gen, dtype=torch.float64)
+        exact = float(torch.linalg.matrix_norm(conv_matrix(w, s, size, padding_mode="circular"), 2))
+        rows.append({"stride": s, "printed": conv_operator_norm_bound(w, s, size, scaling="paper"),
+                     "corrected": conv_operator_norm_bound(w, s, size), "exact": exact})
+    return rows
+
+
+@dataclass(frozen=True)
+class PaddingSweep:
+    """Zero-padded random convolutions: how often the formula on the bare ``n x n`` grid falls
+    below the layer's exact norm, and on :func:`~advtut.spectral.bound_grid` points."""
+
+    n_cases: int
+    below_on_n: int
+    worst_on_n: float          # largest exact / formula - 1 on the n x n grid
+    worst_padding: str         # that case's padding relative to the kernel
+    below_on_grid: int
+    worst_on_grid: float       # largest exact / formula - 1 on the bound grid (<= 0 expected)
+
+
+def padding_sweep(*, n_cases: int, seed: int) -> PaddingSweep:
+    """Random small zero-padded convolutions (1-6 output and 1-4 input channels, kernels of
+    1-5 px, strides 1-3, inputs up to 12 px, padding 0 to k-1), each checked by a dense SVD."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(lo, hi):
+        return int(torch.randint(lo, hi + 1, (1,), generator=gen))
+
+    below_n = below_g = 0
+    worst_n, worst_g, worst_pad = -math.inf, -math.inf, ""
+    for _ in range(n_cases):
+        k, s = draw(1, 5), draw(1, 3)
+        p = draw(0, k - 1)
+        n = s * draw(max(1, -(-k // s)), 12 // s)
+        w = torch.randn((draw(1, 6), draw(1, 4), k, k), generator=gen, dtype=torch.float64)
+        exact = float(torch.linalg.matrix_norm(conv_matrix(w, s, n, padding=p), 2))
+        on_n = exact / conv_operator_norm_bound(w, s, n) - 1
+        on_g = exact / conv_operator_norm_bound(w, s, bound_grid(n, padding=p, stride=s)) - 1
+        below_n += on_n > 1e-9
+        below_g += on_g > 1e-9
+        if on_n > worst_n:
+            worst_n, worst_pad = on_n, ("k-1" if p == k - 1 else f"{p} (k={k})")
+        worst_g = max(worst_g, on_g)
+    return PaddingSweep(n_cases, below_n, worst_n, worst_pad, below_g, worst_g)
+
+
+# --- the book's MNIST CNN ---------------------------------------------------------------------
+
+def cnn_layers(model: MnistCNN) -> list[tuple[str, nn.Module, int | None]]:
+    """The rectified layers of a :class:`~advtut.models.MnistCNN`: ``(name, module, input
+    size)``; the max-poolings between them (2 x 2, stride 2) are 1-Lipschitz."""
+    s = model.image_size
+    return [("conv1", model.conv1, s), ("conv2", model.conv2, s // 2),
+            ("fc1", model.fc1, None), ("fc2", model.fc2, None)]
+
+
+def _blocks(model: MnistCNN, x: torch.Tensor):
+    """Each rectified layer as a function of its own input, and that input at ``x``."""
+    a = model.activations(x)
+    return [(lambda h: F.relu(model.conv1(h)), x),
+            (lambda h: F.relu(model.conv2(h)), a["pool1"]),
+            (lambda h: F.relu(model.fc1(h)), a["pool2"].flatten(1)),
+            (model.fc2, a["relu3"])]
+
+
+def correctly_labelled(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The indices ``(M,)`` of the examples of ``x`` ``(N, ...)`` that ``model`` labels ``y``."""
+    from advtut.evaluation import predict
+
+    return (predict(model, x) == y.to(torch.long)).nonzero().squeeze(1)
+
+
+def global_bound(model: MnistCNN) -> float:
+    """The product of the layers' upper bounds: an L2 Lipschitz constant of the logit map."""
+    pools = max_pool_lipschitz(2) ** 2        # 1: non-overlapping windows
+    return pools * math.prod(layer_bound(m, size) for _, m, size in cnn_layers(model))
+
+
+@dataclass(frozen=True)
+class CNNNorms:
+    """A CNN's per-layer norms and the whole network's (``layer == "network"``): the paper's
+    printed formula, the corrected bound, the exact norm as applied, and the local Lipschitz
+    constants (largest Jacobian singular value) at test images, mean and max."""
+
+    layer: str
+    printed: float
+    bound: float
+    exact: float
+    local_mean: float
+    local_max: float
+
+
+def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, iters: int,
+              tol: float) -> list[CNNNorms]:
+    """:class:`CNNNorms` for each rectified layer of ``model`` and for the network, with the
+    local constants at the test images ``x`` ``(N, 1, 28, 28)`` (NaN when ``x`` is None); the
+    network's row multiplies the layers' columns (the 2 x 2 max-poolings contribute 1)."""
+    nan = float("nan")
+    rows = []
+    with torch.no_grad():
+        blocks = _blocks(model, x) if x is not None else [(None, None)] * 4
+    for (name, module, size), (f, h) in zip(cnn_layers(model), blocks):
+        n = layer_norms(name, module, size, iters=iters, tol=tol)
+        local = local_lipschitz(f, h, iters=iters, tol=tol) if x is not None else None
+        rows.append(CNNNorms(name, n.printed, n.bound, n.exact,
+                             nan if local is None else float(local.mean()),
+                             nan if local is None else float(local.max())))
+    local = local_lipschitz(model, x, iters=iters, tol=tol) if x is not None else None
+    pools = max_pool_lipschitz(2) ** 2
+    rows.append(CNNNorms("network", pools * math.prod(r.printed for r in rows),
+                         pools * math.prod(r.bound for r in rows),
+                         pools * math.prod(r.exact for r in rows),
+                         nan if local is None else float(local.mean()),
+                         nan if local is None else float(local.max())))
+    return rows
+
+
+class ProjectToBound:
+    """A training callback that keeps every rectified layer's bound at most ``target``.
+
+    Every ``every`` steps and at step ``n_steps`` (the last) each layer whose
+    :func:`~advtut.spectral.layer_bound` exceeds ``target`` has its weight scaled down to it:
+    the network's Lipschitz bound stays at most ``target ** 4``. A hard version of the
+    paper's suggestion to penalise the bounds (spectral normalisation scales the same way, by
+    the reshaped kernel's norm instead of the convolution's).
+    """
+
+    def __init__(self, target: float, *, every: int, n_steps: int):
+        if not target > 0:
+            raise ValueError(f"target must be > 0, got {target}")
+        if every < 1 or n_steps < 1:
+            raise ValueError(f"every and n_steps must be >= 1, got {every} and {n_steps}")
+        self.target, self.every, self.n_steps = float(target), int(every), int(n_steps)
+
+    @torch.no_grad()
+    def __call__(self, step: int, model: MnistCNN) -> None:
+        if step % self.every and step != self.n_steps:
+            return
+        for _, module, size in cnn_layers(model):
+            b = layer_bound(module, size)
+            if b > self.target:
+                module.weight.mul_(self.target / b)
+
+
+def train_projected(book: BookCNN, target: float, *, every: int, seed: int, device="cpu",
+                    cache_dir=None) -> MnistCNN:
+    """The book's CNN trained again, on the same digits with the same seed and schedule, with
+    :class:`ProjectToBound` keeping every layer's bound at most ``target`` (kept in
+    ``cache_dir`` like the plain one). Returns the model in eval mode."""
+    n_steps = book.epochs * math.ceil(len(book.x_train) / MNIST_CNN_TRAINING["batch_size"])
+    project = ProjectToBound(target, every=every, n_steps=n_steps)
+    model, _ = mnist_cnn(book.x_train, book.y_train, epochs=book.epochs, seed=seed,
+                         device=device, cache_dir=cache_dir, variant=f"bound{target:g}",
+                         callback=project, callback_settings={"target": target, "every": every},
+                         code=(ProjectToBound, cnn_layers, layer_bound))
+    return model
+
+
+# --- the sandwich ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sandwich:
+    """Per attacked test image ``(N,)``: the certified radius (no label change closer), the
+    first-order estimate ``margin / (sqrt(2) local Lipschitz)`` (not a bound), and the L2
+    distance of the closest adversarial image the L-BFGS attack found (``success``: found)."""
+
+    certified: torch.Tensor
+    local_estimate: torch.Tensor
+    attack_l2: torch.Tensor
+    success: torch.Tensor
+    lipschitz: float
+
+
+def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, max_iter: int,
+             c_rel_tol: float, iters: int = 100) -> Sandwich:
+    """Certified radius <= minimal distortion <= the L-BFGS attack's distortion, at the images
+    ``x`` ``(N, 1, 28, 28)`` (attacked towards a seeded wrong label, or every wrong label with
+    ``untargeted=True``, keeping the closest)."""
+    lip = global_bound(model)
+    z = model_logits(model, x)
+    margin = z.topk(2, dim=1).values
+    margin = (margin[:, 0] - margin[:, 1]).double()
+    local = local_lipschitz(model, x, iters=iters).double()
+    pred = z.argmax(1)
+    targets = ([(pred + k) % z.shape[1] for k in range(1, z.shape[1])] if untargeted
+               else [random_wrong_labels(pred, seed=seed, n_classes=z.shape[1])])
+    best = torch.full((len(x),), math.inf, dtype=torch.float64)
+    for t in targets:
+        r = lbfgs_attack(model, x, t, max_iter=max_iter, c_rel_tol=c_rel_tol)
+        d = torch.where(r.success, l2(r.x_adv.double(), x.double()), math.inf)
+        best = torch.minimum(best, d)
+    return Sandwich(certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
+                    torch.isfinite(best), lip)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
+    """Per layer (and the network), on a log scale: the bound at initialisation and after
+    training, the exact norm after training and the local constants at test images (mean,
+    with the max as a tick)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    names = [r.layer for r in trained]
+    pos = np.arange(len(names))
+    series = [("bound at initialisation", [r.bound for r in init], "#bbbbbb"),
+              ("bound, trained", [r.bound for r in trained], "#1f77b4"),
+              ("exact norm, trained", [r.exact for r in trained], "#2ca02c"),
+              ("local, mean over test images", [r.local_mean for r in trained], "#d62728")]
+    width = 0.2
+    for i, (label, values, color) in enumerate(series):
+        ax.bar(pos + (i - 1.5) * width, values, width, label=label, color=color)
+    ax.scatter(pos + 1.5 * width, [r.local_max for r in trained], marker="_", s=200,
+               color="black", label="local, max", zorder=3)
+    ax.set_yscale("log")
+    ax.set_xticks(pos, names)
+    ax.set_ylabel("Lipschitz constant (L2 → L2)")
+    ax.set_title("How much each layer can stretch, and how much it does at test images")
+    ax.legend(fontsize=9, ncol=2, loc="upper left")
+    return ax
+
+
+def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
+    """Each attacked image as a point: the certified radius (x) against the attack's L2
+    distance (y), per network, with the first-order estimate as open markers; everything
+    above the diagonal is consistent with the certificate."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 5))
+    lo, hi = math.inf, 0.0
+    for (name, sw), color in zip(sandwiches.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ok = sw.success
+        c, a, e = sw.certified[ok], sw.attack_l2[ok], sw.local_estimate[ok]
+        ax.scatter(c, a, s=22, color=color, label=f"{name}: L-BFGS distance")
+        ax.scatter(c, e, s=22, facecolors="none", edgecolors=color,
+                   label=f"{name}: margin / (√2 local)")
+        lo, hi = min(lo, float(c.min())), max(hi, float(a.max()), float(e.max()))
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="certified radius (y = x)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("certified radius margin / (√2 L)  (L2, pixels in [0, 1])")
+    ax.set_ylabel("L2 distance")
+    ax.set_title("Certified radius ≤ minimal distortion ≤ attack")
+    ax.legend(fontsize=8)
+    return ax
