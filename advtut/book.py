@@ -5,7 +5,8 @@ notebooks have no outputs; the book is built from executed copies:
 
 1. each chapter listed in ``_toc.yml`` runs with papermill (kernel ``python3``) into
    ``_build/executed/<profile>/<chapter>.ipynb`` and writes its results JSON to
-   ``_build/results/<profile>/<chapter>.json``; papermill's injected-parameters cell is tagged
+   ``_build/results/<profile>/<chapter>.json``; a chapter with a ``cache_dir`` parameter gets
+   ``_build/cache/<profile>``, shared by the build's chapters (the MNIST CNN is trained once); papermill's injected-parameters cell is tagged
    ``remove-cell`` and saved widget state is dropped (it cannot render offline);
 2. a staging folder ``_build/book-src`` mirrors the repository (``_config.yml``, ``_toc.yml``,
    ``book/``, ``notebooks/``) with the executed copies and the generated reproduction report;

@@ -1,0 +1,153 @@
+"""Chapter 5's helpers (advtut.chapters.spectral and its report) and the shared CNN (advtut.zoo)."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import advtut.chapters.spectral as ch5
+import advtut.chapters.spectral_report as report
+from advtut.book import _cache_parameter, chapters
+from advtut.models import MnistCNN
+from advtut.results import check_results
+from advtut.spectral import layer_bound
+from advtut.zoo import BookCNN, mnist_cnn
+
+
+@pytest.fixture(scope="module")
+def tiny_digits():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(96, 1, 28, 28, generator=g), torch.randint(0, 10, (96,), generator=g)
+
+
+def test_table5_has_every_layer_with_the_papers_values():
+    names = [row[0] for row in ch5.TABLE5]
+    assert names == [row[0] for row in ch5.ALEXNET_LAYERS]
+    bounds = {name: value for name, _, _, value in ch5.TABLE5}
+    assert bounds["conv1"] == 2.75 and bounds["conv4"] is None and bounds["fc1"] is None
+
+
+def test_alexnet_layers_receive_the_sizes_the_table_assumes():
+    model, what = ch5.alexnet(None, seed=0)
+    assert "initialisation" in what and not model.training
+    seen = {}
+    hooks = [getattr(model, part)[i].register_forward_hook(
+        lambda m, inp, out, name=name: seen.__setitem__(name, inp[0].shape))
+        for name, part, i, _ in ch5.ALEXNET_LAYERS]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    for h in hooks:
+        h.remove()
+    for name, part, i, size in ch5.ALEXNET_LAYERS:
+        module = getattr(model, part)[i]
+        if size is None:
+            assert isinstance(module, nn.Linear) and seen[name][-1] == module.in_features
+        else:
+            assert isinstance(module, nn.Conv2d) and tuple(seen[name][-2:]) == (size, size)
+
+
+def test_alexnet_loads_a_state_dict_from_a_path_and_explains_bad_ones(tmp_path):
+    source, _ = ch5.alexnet(None, seed=1)
+    path = tmp_path / "alexnet.pt"
+    torch.save(source.state_dict(), path)
+    model, what = ch5.alexnet(path, seed=0)
+    assert "alexnet.pt" in what
+    assert torch.equal(model.features[0].weight, source.features[0].weight)
+    with pytest.raises(ValueError, match="no file at"):
+        ch5.alexnet(tmp_path / "missing.pt")
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a torchvision AlexNet state dict"):
+        ch5.alexnet(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="alexnet_weights must be None, 'download' or a file path"):
+        ch5.alexnet(3)
+
+
+def test_formula_check_and_padding_sweep_hold_their_invariants():
+    rows = ch5.formula_check(seed=0, shape=(3, 2, 3, 3), size=8, strides=(1, 2, 4))
+    for r in rows:
+        assert r["corrected"] == pytest.approx(r["exact"], rel=1e-9)
+        assert r["printed"] == pytest.approx(r["exact"] / r["stride"], rel=1e-9)
+    sweep = ch5.padding_sweep(n_cases=150, seed=0)
+    assert sweep.below_on_grid == 0 and sweep.worst_on_grid <= 1e-9
+    assert sweep.below_on_n > 0 and sweep.worst_on_n > 0
+    entries = report.formula_entries(rows) + report.sweep_entries(sweep)
+    assert check_results({"chapter": "05_spectral", "results": entries}) == []
+
+
+def test_projection_keeps_every_layer_at_the_target():
+    torch.manual_seed(0)
+    model = MnistCNN()
+    project = ch5.ProjectToBound(0.5, every=5, n_steps=12)
+    before = [layer_bound(m, s) for _, m, s in ch5.cnn_layers(model)]
+    project(3, model)                                 # not a projection step: unchanged
+    assert [layer_bound(m, s) for _, m, s in ch5.cnn_layers(model)] == before
+    project(12, model)                                # the last step
+    for _, module, size in ch5.cnn_layers(model):
+        assert layer_bound(module, size) <= 0.5 * (1 + 1e-6)
+    assert ch5.global_bound(model) <= 0.5 ** 4 * (1 + 1e-5)
+    with pytest.raises(ValueError, match="target must be > 0"):
+        ch5.ProjectToBound(0.0, every=1, n_steps=1)
+
+
+def test_cnn_norms_order_bound_exact_and_local(tiny_digits):
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    rows = ch5.cnn_norms(model, tiny_digits[0][:4], iters=100, tol=1e-4)
+    assert [r.layer for r in rows] == ["conv1", "conv2", "fc1", "fc2", "network"]
+    for r in rows:
+        assert r.bound >= r.exact * (1 - 1e-9) and r.bound >= r.local_max * (1 - 1e-6)
+    assert rows[-1].bound == pytest.approx(math.prod(r.bound for r in rows[:-1]))
+    assert rows[-1].bound == pytest.approx(ch5.global_bound(model))
+    no_local = ch5.cnn_norms(model, None, iters=10, tol=1e-3)
+    assert math.isnan(no_local[0].local_mean)
+    entries = report.cnn_entries(no_local, rows, 0.5)
+    assert check_results({"chapter": "05_spectral", "results": entries}) == []
+
+
+def test_sandwich_certified_radius_is_below_the_attack(tiny_digits):
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    sw = ch5.sandwich(model, tiny_digits[0][:3], seed=0, untargeted=False, max_iter=30,
+                      c_rel_tol=0.2, iters=30)
+    assert sw.certified.shape == (3,) and sw.lipschitz == pytest.approx(ch5.global_bound(model))
+    ok = sw.success
+    assert ok.any()
+    assert bool((sw.certified[ok] <= sw.attack_l2[ok]).all())
+    entries = report.sandwich_entries("untrained", sw)
+    assert [e["name"] for e in entries if "expect" in e]
+
+
+def test_mnist_cnn_is_cached_by_its_settings_and_code(tiny_digits, tmp_path):
+    x, y = tiny_digits
+    a, info_a = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
+    b, info_b = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
+    assert not info_a["cached"] and info_b["cached"] and not b.training
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    c, info_c = mnist_cnn(x, y, epochs=2, seed=0, cache_dir=tmp_path, progress=False)
+    assert not info_c["cached"] and len(list(tmp_path.glob("*.pt"))) == 2
+    before = torch.rand(3)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    mnist_cnn(x, y, epochs=1, seed=9, progress=False)           # the caller's RNG is kept
+    assert torch.equal(torch.rand(3), expected) and before.shape == (3,)
+    with pytest.raises(ValueError, match="callback_settings"):
+        mnist_cnn(x, y, epochs=1, seed=0, callback=lambda step, m: None, progress=False)
+
+
+def test_projected_training_is_its_own_cache_entry(tiny_digits, tmp_path):
+    x, y = tiny_digits
+    plain, _ = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
+    book = BookCNN(plain, x, y, {}, 1)
+    model = ch5.train_projected(book, 0.8, every=1, seed=0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    for _, module, size in ch5.cnn_layers(model):
+        assert layer_bound(module, size) <= 0.8 * (1 + 1e-6)
+
+
+def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
+    by_id = {c.id: c for c in chapters()}
+    assert _cache_parameter(by_id["05_spectral"], tmp_path, "quick") == {
+        "cache_dir": str((tmp_path / "cache" / "quick").resolve())}
+    assert _cache_parameter(by_id["01_iris"], tmp_path, "quick") == {}
