@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -279,8 +280,9 @@ def max_pool_lipschitz(kernel_size: int, stride: int | None = None) -> float:
 
     A pixel lies in at most ``ceil(k/s)`` windows along each axis, so a change of it can move
     up to ``ceil(k/s)^2`` outputs by as much: the constant is ``sqrt(ceil(k/s)^2)``, attained by
-    a single spike. 1 for non-overlapping windows (LeNet's 2 x 2, stride 2); 2 for AlexNet's
-    3 x 3 windows at stride 2, which the paper calls contractive.
+    a single spike (on an input large enough to hold a pixel in that many windows; no padding,
+    dilation or ``ceil_mode``). 1 for non-overlapping windows (LeNet's 2 x 2, stride 2); 2 for
+    AlexNet's 3 x 3 windows at stride 2, which the paper calls contractive.
     """
     stride = kernel_size if stride is None else stride
     for name, v in (("kernel_size", kernel_size), ("stride", stride)):
@@ -300,8 +302,10 @@ def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     Each value is a lower bound on ``f``'s Lipschitz constant (L2 in, L2 out); for a ReLU
     network it is the exact stretch in a neighbourhood of the example.
     """
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or not x.is_floating_point():
         raise ValueError("x must be a floating-point batch (N, ...), got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -313,6 +317,14 @@ def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
         return t / t.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (t.ndim - 1))
 
     v = unit(v)
+    with warnings.catch_warnings():   # torch's own first use of forward-mode AD warns about
+        warnings.filterwarnings(      # torch.jit.script internally; nothing the caller can fix
+            "ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        return _power_iterate_jacobian(f, x, v, unit, iters=iters, tol=tol)
+
+
+def _power_iterate_jacobian(f, x, v, unit, *, iters, tol):
+    """:func:`local_lipschitz`'s loop: ``v <- J^T J v`` per example from the unit start ``v``."""
     _, vjp = torch.func.vjp(f, x)
     value = torch.zeros(len(x), dtype=x.dtype, device=x.device)
     for _ in range(iters):
@@ -339,7 +351,11 @@ def certified_radius(logits: torch.Tensor, lipschitz: float) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError("logits must have shape (N, K) with K >= 2, got "
                          f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else logits!r}")
-    if not (isinstance(lipschitz, (int, float)) and math.isfinite(lipschitz) and lipschitz > 0):
+    try:
+        lip = float(lipschitz) if not isinstance(lipschitz, bool) else math.nan
+    except (TypeError, ValueError):
+        lip = math.nan
+    if not (math.isfinite(lip) and lip > 0):
         raise ValueError(f"lipschitz must be a positive finite number, got {lipschitz!r}")
     top2 = logits.detach().double().topk(2, dim=1).values
-    return (top2[:, 0] - top2[:, 1]) / (math.sqrt(2) * lipschitz)
+    return (top2[:, 0] - top2[:, 1]) / (math.sqrt(2) * lip)

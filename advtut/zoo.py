@@ -61,9 +61,10 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
     ``callback(step, model)`` (see :func:`advtut.training.train_minibatch`), the settings it
     depends on in ``callback_settings`` and its source in ``code``: all three enter the key.
     """
-    if callback is not None and not callback_settings and not tuple(code):
+    code = tuple(code)
+    if callback is not None and (callback_settings is None or not code):
         raise ValueError("a callback changes the weights: give its settings (callback_settings) "
-                         "or its source (code) so that the cache can tell the variants apart")
+                         "and its source (code) so that the cache can tell the variants apart")
     device = torch.device(device)
     key = {**MNIST_CNN_TRAINING, "epochs": epochs, "device": device.type,
            "data": data_digest(x, y), **{f"callback.{k}": v for k, v in (callback_settings or {}).items()}}
@@ -72,7 +73,7 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
     cached = path is not None and path.is_file()
 
     def train():
-        with torch.random.fork_rng(devices=[]):   # seeded weights; the caller's RNG is kept
+        with torch.random.fork_rng():   # seeded weights; the caller's RNGs are kept
             torch.manual_seed(seed)
             model = MnistCNN().to(device)
         log = train_minibatch(model, x, y, epochs=epochs, seed=seed, callback=callback,
@@ -83,7 +84,7 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
         return {"state": model.state_dict(), "train_loss": log.losses[-1], "seconds": log.seconds}
 
     saved = load_or_compute(path, train)
-    with torch.random.fork_rng(devices=[]):   # its initial weights are overwritten at once
+    with torch.random.fork_rng():   # its initial weights are overwritten at once
         model = MnistCNN().to(device)
     model.load_state_dict(saved["state"])
     model.eval()

@@ -7,7 +7,9 @@ AlexNet); ``../shared/seeds/004_38f0e6638a90c4f6.txt``.
 """
 from __future__ import annotations
 
+import copy
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import advtut.spectral
 from advtut.attacks.base import random_wrong_labels
 from advtut.attacks.lbfgs import lbfgs_attack
 from advtut.distances import l2
@@ -22,7 +25,7 @@ from advtut.evaluation import logits as model_logits
 from advtut.models import MnistCNN
 from advtut.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.spectral import (bound_grid, certified_radius, conv_matrix, conv_operator_norm_bound,
-                             layer_bound, linear_norm, local_lipschitz, max_pool_lipschitz,
+                             layer_bound, local_lipschitz, max_pool_lipschitz,
                              operator_norm)
 
 #: Table 5 as printed: layer, the paper's size (C x k x k x D or in x out), stride, upper bound.
@@ -58,7 +61,7 @@ def alexnet(weights=None, *, seed: int = 0) -> tuple[nn.Module, str]:
     from torchvision.models import AlexNet_Weights
     from torchvision.models import alexnet as tv_alexnet
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = tv_alexnet(weights=None)
     if weights is None:
@@ -109,18 +112,25 @@ class LayerNorms:
 
 
 def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: int,
-                tol: float, seed: int = 0) -> LayerNorms:
-    """:class:`LayerNorms` of a ``nn.Conv2d`` on ``input_size`` px or of a ``nn.Linear``."""
+                tol: float, seed: int = 0, dtype: torch.dtype = torch.float32) -> LayerNorms:
+    """:class:`LayerNorms` of a ``nn.Conv2d`` on ``input_size`` px or of a ``nn.Linear``.
+
+    The bound: :func:`~advtut.spectral.layer_bound` (the SVD for a linear layer); the norm as
+    applied: :func:`~advtut.spectral.operator_norm` in ``dtype`` (power iteration, for both
+    kinds, so that ``bound >= norm`` compares two independent computations)."""
     if isinstance(module, nn.Linear):
-        value = linear_norm(module.weight, seed=seed)
-        return LayerNorms(name, f"{module.in_features}×{module.out_features}", None,
-                          value, value, value, 0.0, 0)
-    c_out, c_in, k, _ = module.weight.shape
-    est = operator_norm(module, (c_in, input_size, input_size), iters=iters, tol=tol, seed=seed,
-                        dtype=torch.float32)
-    return LayerNorms(name, f"{c_in}×{k}×{k}×{c_out}", module.stride[0],
-                      layer_bound(module, input_size, scaling="paper"),
-                      layer_bound(module, input_size), est.value, est.rel_change, est.iterations)
+        shape, stride, in_shape = f"{module.in_features}×{module.out_features}", None, (
+            module.in_features,)
+    else:
+        c_out, c_in, k, _ = module.weight.shape
+        shape, stride, in_shape = f"{c_in}×{k}×{k}×{c_out}", module.stride[0], (
+            c_in, input_size, input_size)
+    est = operator_norm(module, in_shape, iters=iters, tol=tol, seed=seed, dtype=dtype)
+    printed = (layer_bound(module) if isinstance(module, nn.Linear)
+               else layer_bound(module, input_size, scaling="paper"))
+    bound = printed if isinstance(module, nn.Linear) else layer_bound(module, input_size)
+    return LayerNorms(name, shape, stride, printed, bound, est.value, est.rel_change,
+                      est.iterations)
 
 
 def table5(model: nn.Module, *, iters: int, tol: float) -> list[LayerNorms]:
@@ -232,13 +242,17 @@ def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, iters: int,
               tol: float) -> list[CNNNorms]:
     """:class:`CNNNorms` for each rectified layer of ``model`` and for the network, with the
     local constants at the test images ``x`` ``(N, 1, 28, 28)`` (NaN when ``x`` is None); the
-    network's row multiplies the layers' columns (the 2 x 2 max-poolings contribute 1)."""
+    network's row multiplies the layers' columns (the 2 x 2 max-poolings contribute 1), except
+    the local constants, which are the whole network's Jacobian's. Computed on a float64 copy
+    of ``model``."""
     nan = float("nan")
     rows = []
+    model = copy.deepcopy(model).double().eval()      # float64: the invariants are tight
+    x = None if x is None else x.double()
     with torch.no_grad():
         blocks = _blocks(model, x) if x is not None else [(None, None)] * 4
     for (name, module, size), (f, h) in zip(cnn_layers(model), blocks):
-        n = layer_norms(name, module, size, iters=iters, tol=tol)
+        n = layer_norms(name, module, size, iters=iters, tol=tol, dtype=torch.float64)
         local = local_lipschitz(f, h, iters=iters, tol=tol) if x is not None else None
         rows.append(CNNNorms(name, n.printed, n.bound, n.exact,
                              nan if local is None else float(local.mean()),
@@ -290,7 +304,7 @@ def train_projected(book: BookCNN, target: float, *, every: int, seed: int, devi
     model, _ = mnist_cnn(book.x_train, book.y_train, epochs=book.epochs, seed=seed,
                          device=device, cache_dir=cache_dir, variant=f"bound{target:g}",
                          callback=project, callback_settings={"target": target, "every": every},
-                         code=(ProjectToBound, cnn_layers, layer_bound))
+                         code=(advtut.spectral, sys.modules[__name__]))
     return model
 
 
@@ -315,18 +329,18 @@ def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, m
     ``x`` ``(N, 1, 28, 28)`` (attacked towards a seeded wrong label, or every wrong label with
     ``untargeted=True``, keeping the closest)."""
     lip = global_bound(model)
-    z = model_logits(model, x)
+    z = model_logits(model, x).cpu()
     margin = z.topk(2, dim=1).values
     margin = (margin[:, 0] - margin[:, 1]).double()
-    local = local_lipschitz(model, x, iters=iters).double()
+    local = local_lipschitz(model, x, iters=iters).double().cpu()
     pred = z.argmax(1)
     targets = ([(pred + k) % z.shape[1] for k in range(1, z.shape[1])] if untargeted
                else [random_wrong_labels(pred, seed=seed, n_classes=z.shape[1])])
     best = torch.full((len(x),), math.inf, dtype=torch.float64)
     for t in targets:
-        r = lbfgs_attack(model, x, t, max_iter=max_iter, c_rel_tol=c_rel_tol)
-        d = torch.where(r.success, l2(r.x_adv.double(), x.double()), math.inf)
-        best = torch.minimum(best, d)
+        r = lbfgs_attack(model, x, t.to(x.device), max_iter=max_iter, c_rel_tol=c_rel_tol)
+        d = l2(r.x_adv.double(), x.double()).cpu()
+        best = torch.minimum(best, torch.where(r.success.cpu(), d, math.inf))
     return Sandwich(certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
                     torch.isfinite(best), lip)
 
