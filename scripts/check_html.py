@@ -136,6 +136,20 @@ def wide_code(page) -> list[str]:
     return problems
 
 
+def wide_tables(page) -> list[str]:
+    """Tables wider than the page's column (the reader would have to scroll them sideways)."""
+    tables = page.evaluate("""() => {
+        const col = document.querySelector('article');
+        if (!col) return [];
+        const width = col.getBoundingClientRect().width;
+        return Array.from(col.querySelectorAll('table'), t => ({
+            width: t.getBoundingClientRect().width, column: width,
+            name: (t.caption ? t.caption.textContent : t.textContent).trim()}));
+    }""")
+    return [f"table is {t['width']:.0f}px wide in a {t['column']:.0f}px column: {_short(t['name'])}"
+            for t in tables if t["width"] > t["column"] + 1]
+
+
 def long_cells(page) -> list[str]:
     """Code cells whose source has more than MAX_CELL_LINES lines (hidden inputs count too)."""
     sources = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input'),
@@ -152,10 +166,12 @@ def long_cells(page) -> list[str]:
 
 
 def page_problems(page) -> list[str]:
-    """What makes a loaded page read badly: raw tables, progress-bar spam, wide code, long cells."""
+    """What makes a loaded page read badly: raw tables, progress-bar spam, wide code or tables,
+    long cells."""
     outputs = page.evaluate(
         "Array.from(document.querySelectorAll('div.cell_output pre'), pre => pre.textContent)")
-    return raw_tables(page) + progress_problems(outputs) + wide_code(page) + long_cells(page)
+    return (raw_tables(page) + progress_problems(outputs) + wide_code(page) + wide_tables(page)
+            + long_cells(page))
 
 
 def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[str]:

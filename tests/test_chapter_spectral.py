@@ -151,3 +151,14 @@ def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
     assert _cache_parameter(by_id["05_spectral"], tmp_path, "quick") == {
         "cache_dir": str((tmp_path / "cache" / "quick").resolve())}
     assert _cache_parameter(by_id["01_iris"], tmp_path, "quick") == {}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_sandwich_runs_on_a_gpu(tiny_digits):
+    torch.manual_seed(0)
+    model = MnistCNN().eval().cuda()
+    sw = ch5.sandwich(model, tiny_digits[0][:2].cuda(), seed=0, untargeted=True, max_iter=10,
+                      c_rel_tol=0.5, iters=10)
+    assert sw.certified.device.type == "cpu" and sw.attack_l2.shape == (2,)
+    rows = ch5.cnn_norms(model, tiny_digits[0][:2].cuda(), iters=10, tol=1e-3)
+    assert rows[-1].bound >= rows[-1].local_max * (1 - 1e-9)

@@ -134,6 +134,13 @@ def test_wide_output_and_markdown_code_fail(problems):
     assert all(f"'{wide[:60]}'" in p for p in found)
 
 
+def test_table_wider_than_the_column_fails(problems):
+    header = "".join(f"<th>a long column header {i}</th>" for i in range(12))
+    wide = f'<div style="overflow-x: auto"><table><caption>Table 5</caption><tr>{header}</tr></table></div>'
+    found = problems(wide)
+    assert len(found) == 1 and "table is" in found[0] and "Table 5" in found[0]
+
+
 def test_long_code_cell_fails_even_when_hidden(problems):
     source = "".join(f"a{i} = {i}\n" for i in range(35))
     found = problems(cell(source) + cell(source, hide_input=True))

@@ -355,7 +355,7 @@ def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
     import numpy as np
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4))
+        _, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
     names = [r.layer for r in trained]
     pos = np.arange(len(names))
     series = [("bound at initialisation", [r.bound for r in init], "#bbbbbb"),
@@ -371,7 +371,7 @@ def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
     ax.set_xticks(pos, names)
     ax.set_ylabel("Lipschitz constant (L2 → L2)")
     ax.set_title("How much each layer can stretch, and how much it does at test images")
-    ax.legend(fontsize=9, ncol=2, loc="upper left")
+    ax.legend(fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     return ax
 
 
