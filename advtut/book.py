@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Chapter", "ChapterFailed", "final_lines", "without_progress", "find_root", "chapters", "execute_chapter", "build_book",
-           "auto_profile", "repository_url", "set_repository_url"]
+           "auto_profile", "repository_url", "set_repository_url", "describe_machine",
+           "record_full_results"]
 
 
 class ChapterFailed(RuntimeError):
@@ -423,6 +424,62 @@ def _param(text: str) -> tuple[str, object]:
         return name.strip(), value  # a bare string
 
 
+def describe_machine() -> str:
+    """This machine in one line, dated: CPU model and cores, GPU (if any), torch version."""
+    import datetime
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+    day = datetime.date.today().isoformat()
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}; {day}"
+
+
+def record_full_results(chapter_id: str, *, source: str | os.PathLike | None = None,
+                        machine: str | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Copy a chapter's full-profile results JSON into ``results/full/<chapter>.json`` with the
+    machine and date (``machine``, default :func:`describe_machine`), for the report.
+
+    ``source`` defaults to ``_build/results/full/<chapter>.json`` (what ``execute --profile
+    full`` writes). Refuses (``ValueError``) a file of another chapter or profile, or one whose
+    entries break their tolerances or invariants: a recorded run must pass the same gate.
+    """
+    from advtut.results import check_results, load_results
+
+    root = find_root(root)
+    known = [c.id for c in chapters(root)]
+    if chapter_id not in known:
+        raise ValueError(f"unknown chapter {chapter_id!r}; known: {known}")
+    src = Path(source) if source else root / "_build" / "results" / "full" / f"{chapter_id}.json"
+    if not src.is_file():
+        raise FileNotFoundError(f"no results at {src}: run `python -m advtut.book execute "
+                                f"--profile full {chapter_id}` first")
+    doc = load_results(src)
+    if doc["chapter"] != chapter_id or doc["profile"] != "full":
+        raise ValueError(f"{src} holds chapter {doc['chapter']!r} in profile {doc['profile']!r}, "
+                         f"not {chapter_id!r} in 'full'")
+    failures = check_results(doc)
+    if failures:
+        raise ValueError(f"{src} fails its own checks, so it is not recorded: "
+                         + "; ".join(failures))
+    doc["machine"] = machine or describe_machine()
+    out = root / "results" / "full" / f"{chapter_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advtut.book", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -444,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("output", help="the .py file to write")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter (a Python literal, or a bare string), e.g. -p profile=full")
+    p = sub.add_parser("record", help="copy full-profile results into results/full/ with the "
+                                      "machine and date")
+    p.add_argument("chapter", nargs="+", help="chapter ids")
+    p.add_argument("--machine", default=None, help="default: this machine, described")
     args = parser.parse_args(argv)
     try:
         if args.command == "script":
@@ -455,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "set-url":
             for path in set_repository_url(args.url):
                 print(f"[book] updated {path}")
+        elif args.command == "record":
+            for cid in args.chapter:
+                print(f"[book] recorded {record_full_results(cid, machine=args.machine)}")
         elif args.command == "build":
             build_book(profile=args.profile, seed=args.seed, device=args.device, reuse=args.reuse)
         else:

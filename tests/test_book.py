@@ -142,3 +142,34 @@ def test_a_script_prints_the_tables_a_cell_ends_with(tmp_path):
     script.write_text(chapter_script(path, {}))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     assert "name" in out.stdout and "value" in out.stdout and "a" in out.stdout
+
+
+def test_full_results_are_recorded_with_the_machine_and_checked(tmp_path):
+    import shutil
+
+    from advtut.book import record_full_results
+    from advtut.results import entry, load_results, write_results
+
+    for name in ("_toc.yml", "_config.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    ok = [entry("training accuracy", 0.9667, source=0.966, tol=0.001, note="n")]
+    src = write_results(tmp_path / "_build" / "results" / "full" / "01_iris.json",
+                        chapter="01_iris", profile="full", seed=0, device="cpu", runtime_s=1,
+                        results=ok)
+    out = record_full_results("01_iris", machine="test machine", root=tmp_path)
+    assert out == tmp_path / "results" / "full" / "01_iris.json"
+    assert load_results(out) == {**load_results(src), "machine": "test machine"}
+    bad = [entry("training accuracy", 0.9, source=0.966, tol=0.001, note="n")]
+    write_results(tmp_path / "bad.json", chapter="01_iris", profile="full", seed=0,
+                  device="cpu", runtime_s=1, results=bad)
+    with pytest.raises(ValueError, match="fails its own checks"):
+        record_full_results("01_iris", source=tmp_path / "bad.json", root=tmp_path)
+    write_results(tmp_path / "quick.json", chapter="01_iris", profile="quick", seed=0,
+                  device="cpu", runtime_s=1, results=ok)
+    with pytest.raises(ValueError, match="not '01_iris' in 'full'"):
+        record_full_results("01_iris", source=tmp_path / "quick.json", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="--profile full 02_linear_imagenet"):
+        record_full_results("02_linear_imagenet", root=tmp_path)
+    with pytest.raises(ValueError, match="unknown chapter"):
+        record_full_results("09_nothing", root=tmp_path)

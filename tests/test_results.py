@@ -57,32 +57,28 @@ def test_load_results_names_the_missing_field(tmp_path):
 
 
 def test_report_puts_full_beside_quick():
-    quick = _doc([entry("acc", 0.9667, source=0.966, tol=0.001, note="n")])
-    full = _doc([entry("acc", 0.96, source=0.966, tol=0.001, note="n")], profile="full")
+    quick = _doc([entry("acc", 0.9667, note="subset"), entry("only quick", 1.0, note="q")])
+    full = _doc([entry("acc", 0.96, source=0.966, tol=0.001, note="all data")], profile="full")
+    full["machine"] = "a GPU, 2026-11-30"
     md = report_markdown({"01_iris": quick}, {"01_iris": full}, {"01_iris": "1. Iris", "02_x": "2. X"})
-    lines = [l for l in md.splitlines() if l.startswith("| acc")]
-    assert "quick" in lines[0] and "within tol" in lines[0]
-    assert "full" in lines[1] and "outside tol" in lines[1]
+    assert "| quantity | source | quick | full | tol | status | note |" in md
+    (acc,) = [l for l in md.splitlines() if l.startswith("| acc")]
+    cells = [c.strip() for c in acc.strip("|").split("|")]
+    assert cells[:5] == ["acc", "0.966", "0.9667", "0.96", "— / 0.001"]
+    assert cells[5] == "quick: no equality expected; full: **outside tol**"
+    assert cells[6] == "quick: subset; full: all data"
+    (only,) = [l for l in md.splitlines() if l.startswith("| only quick")]
+    assert "| 1 | — |" in only
+    assert "full: seed 0, a GPU, 2026-11-30" in md
+    same = report_markdown({"01_iris": full}, {"01_iris": full}, {"01_iris": "1. Iris"})
+    assert "| **outside tol** | all data |" in same     # said once when both profiles agree
     assert "No results were produced" in md.split("## 2. X")[1]
 
 
-def test_markdown_table_escapes_pipes():
-    assert markdown_table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
-
-
-def test_invariants_hold_or_fail_by_their_operator():
-    rows = [invariant("success", 1.0, op="==", value=1.0, note="n"),
-            invariant("success low", 0.99, op="==", value=1.0, note="n"),
-            invariant("ratio", 1.0 - 1e-5, op=">=", value=1.0, tol=1e-4, note="n"),
-            invariant("ratio low", 0.5, op=">=", value=1.0, tol=1e-4, note="n"),
-            invariant("bound", 0.9, op="<=", value=1.0, note="n"),
-            invariant("bound high", 1.1, op="<=", value=1.0, tol=0.05, note="n"),
-            invariant("nan", float("nan"), op="<=", value=1.0, note="n")]
-    assert rows[0] == {"name": "success", "ours": 1.0, "source": None,
-                       "expect": {"op": "==", "value": 1.0}, "tol": 0.0, "unit": "", "note": "n"}
-    failures = check_results(_doc(rows))
-    assert [f.split(": ")[1] for f in failures] == ["success low", "ratio low", "bound high", "nan"]
-    assert "breaks the invariant >= 1.0" in failures[1]
+def test_report_without_full_results_has_one_ours_column():
+    md = report_markdown({"01_iris": _doc([entry("acc", 0.9, note="n")])}, {}, {"01_iris": "1. Iris"})
+    assert "| quantity | source | quick | tol | status | note |" in md
+    assert "full: none recorded yet" in md
 
 
 @pytest.mark.parametrize("kwargs, match", [
