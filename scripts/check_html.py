@@ -142,8 +142,10 @@ def wide_tables(page) -> list[str]:
         const col = document.querySelector('article');
         if (!col) return [];
         const width = col.getBoundingClientRect().width;
+        // a table's box (its scroll container, or the column) is what the reader sees of it
         return Array.from(col.querySelectorAll('table'), t => ({
-            width: t.getBoundingClientRect().width, column: width,
+            width: t.getBoundingClientRect().width,
+            column: Math.min(width, t.parentElement.clientWidth || width),
             name: (t.caption ? t.caption.textContent : t.textContent).trim()}));
     }""")
     return [f"table is {t['width']:.0f}px wide in a {t['column']:.0f}px column: {_short(t['name'])}"

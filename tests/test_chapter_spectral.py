@@ -100,7 +100,7 @@ def test_cnn_norms_order_bound_exact_and_local(tiny_digits):
     assert rows[-1].bound == pytest.approx(ch5.global_bound(model))
     no_local = ch5.cnn_norms(model, None, iters=10, tol=1e-3)
     assert math.isnan(no_local[0].local_mean)
-    entries = report.cnn_entries(no_local, rows, 0.5)
+    entries = report.cnn_entries(no_local, rows)
     assert check_results({"chapter": "05_spectral", "results": entries}) == []
 
 
