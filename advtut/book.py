@@ -453,7 +453,7 @@ def record_full_results(chapter_id: str, *, source: str | os.PathLike | None = N
     full`` writes). Refuses (``ValueError``) a file of another chapter or profile, or one whose
     entries break their tolerances or invariants: a recorded run must pass the same gate.
     """
-    from advtut.results import check_results, load_results
+    from advtut.results import check_results, load_results, write_results
 
     root = find_root(root)
     known = [c.id for c in chapters(root)]
@@ -471,13 +471,10 @@ def record_full_results(chapter_id: str, *, source: str | os.PathLike | None = N
     if failures:
         raise ValueError(f"{src} fails its own checks, so it is not recorded: "
                          + "; ".join(failures))
-    doc["machine"] = machine or describe_machine()
-    out = root / "results" / "full" / f"{chapter_id}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, out)
-    return out
+    return write_results(root / "results" / "full" / f"{chapter_id}.json",
+                         chapter=doc["chapter"], profile=doc["profile"], seed=doc["seed"],
+                         device=doc["device"], runtime_s=doc["runtime_s"],
+                         results=doc["results"], machine=machine or describe_machine())
 
 
 def main(argv: list[str] | None = None) -> int:

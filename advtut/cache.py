@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 
-__all__ = ["code_fingerprint", "cache_path", "load_or_compute"]
+__all__ = ["code_fingerprint", "data_digest", "cache_path", "load_or_compute"]
 
 
 def _source(obj) -> bytes:
@@ -46,6 +46,15 @@ def code_fingerprint(code: Iterable) -> str:
         src = _source(obj)
         h.update(len(src).to_bytes(8, "little"))
         h.update(src)
+    return h.hexdigest()
+
+
+def data_digest(*tensors: torch.Tensor) -> str:
+    """A hex SHA-256 of the tensors' dtypes, shapes and bytes: a cache key for a dataset."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(repr((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 

@@ -15,7 +15,6 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -25,24 +24,15 @@ from torch import nn
 
 import advtut.models
 import advtut.training
-from advtut.cache import cache_path, load_or_compute
+from advtut.cache import cache_path, data_digest, load_or_compute
 from advtut.models import MnistCNN
 from advtut.training import train_minibatch
 
-__all__ = ["MNIST_CNN_TRAINING", "data_digest", "mnist_cnn", "BookCNN", "book_mnist_cnn"]
+__all__ = ["MNIST_CNN_TRAINING", "mnist_cnn", "BookCNN", "book_mnist_cnn"]
 
 #: How :func:`mnist_cnn` trains (SGD with momentum, cosine learning rate, batches of 128):
 #: 98.9% test accuracy after two epochs on the 60,000 training digits.
 MNIST_CNN_TRAINING = dict(batch_size=128, lr=0.05, momentum=0.9, schedule="cosine")
-
-
-def data_digest(*tensors: torch.Tensor) -> str:
-    """A hex SHA-256 of the tensors' dtypes, shapes and bytes (a cache key for a dataset)."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(repr((t.dtype, tuple(t.shape))).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, device="cpu",

@@ -41,7 +41,7 @@ import advtut.models
 import advtut.training
 from advtut.attacks.lbfgs import lbfgs_attack
 from advtut.attacks.sets import AdversarialSet, adversarial_set, amplify, gaussian_noise
-from advtut.cache import cache_path, load_or_compute
+from advtut.cache import cache_path, data_digest, load_or_compute
 from advtut.distances import rms
 from advtut.evaluation import error_matrix, error_rate
 from advtut.linear import LinearSoftmax
@@ -71,17 +71,12 @@ def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
     differ from a CPU's in the last bits), a digest of the ``data`` tensors (another data root
     gives other files) and the source of :data:`CODE` and of this module
     (:func:`advtut.cache.cache_path`)."""
-    import hashlib
     import sys
 
     if cache_dir is None:
         return lambda *parts: None
     code = (*CODE, sys.modules[__name__])
-    digest = hashlib.sha256()
-    for t in data:
-        digest.update(repr((t.dtype, tuple(t.shape))).encode())
-        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-    key = {**dict(settings), "device": str(device), "data": digest.hexdigest()}
+    key = {**dict(settings), "device": str(device), "data": data_digest(*data)}
 
     def kept(*parts):
         return cache_path(cache_dir, profile, seed, *parts, settings=key, code=code)

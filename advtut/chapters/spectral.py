@@ -126,9 +126,10 @@ def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: 
         shape, stride, in_shape = f"{c_in}×{k}×{k}×{c_out}", module.stride[0], (
             c_in, input_size, input_size)
     est = operator_norm(module, in_shape, iters=iters, tol=tol, seed=seed, dtype=dtype)
-    printed = (layer_bound(module) if isinstance(module, nn.Linear)
-               else layer_bound(module, input_size, scaling="paper"))
-    bound = printed if isinstance(module, nn.Linear) else layer_bound(module, input_size)
+    bound = layer_bound(module, input_size)
+    # the printed formula differs from the corrected one only by its scaling: 1/stride^2
+    # instead of 1/stride (scaling="paper" in advtut.spectral), so it is the bound / stride
+    printed = bound if stride is None else bound / stride
     return LayerNorms(name, shape, stride, printed, bound, est.value, est.rel_change,
                       est.iterations)
 
@@ -312,10 +313,12 @@ def train_projected(book: BookCNN, target: float, *, every: int, seed: int, devi
 
 @dataclass(frozen=True)
 class Sandwich:
-    """Per attacked test image ``(N,)``: the certified radius (no label change closer), the
-    first-order estimate ``margin / (sqrt(2) local Lipschitz)`` (not a bound), and the L2
-    distance of the closest adversarial image the L-BFGS attack found (``success``: found)."""
+    """Per attacked test image ``(N,)``: the logit ``margin`` (top minus runner-up), the
+    certified radius ``margin / (sqrt(2) lipschitz)`` (no label change closer), the first-order
+    estimate ``margin / (sqrt(2) local Lipschitz)`` (not a bound), and the L2 distance of the
+    closest adversarial image the L-BFGS attack found (``success``: found)."""
 
+    margin: torch.Tensor
     certified: torch.Tensor
     local_estimate: torch.Tensor
     attack_l2: torch.Tensor
@@ -341,7 +344,7 @@ def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, m
         r = lbfgs_attack(model, x, t.to(x.device), max_iter=max_iter, c_rel_tol=c_rel_tol)
         d = l2(r.x_adv.double(), x.double()).cpu()
         best = torch.minimum(best, torch.where(r.success.cpu(), d, math.inf))
-    return Sandwich(certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
+    return Sandwich(margin, certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
                     torch.isfinite(best), lip)
 
 
