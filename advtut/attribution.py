@@ -242,8 +242,8 @@ class TrainingRecorder:
     - ``frames``: ``(T, N, ...)`` float32 on the CPU, the source's gradient x input
       ``|d top logit / d x| * x``, max-normalised per example, at ``frame_steps`` (step 0,
       every ``every``-th update and the last one);
-    - ``changes``: ``(n_steps,)`` float64, ``1 - rank_correlation`` of each update's gradient
-      x input with the previous one's, averaged over the inputs (0: the same pixel order);
+    - ``changes``: ``(n_steps,)`` float64, how much each update moved the gradient x input:
+      ``||a_t - a_{t-1}|| / ||a_{t-1}||`` (L2 over each input's map), averaged over the inputs;
     - :attr:`integrated`: the source's proposal, ``x * mean_t d logit_target / d x`` over the
       models after every update (step 0 excluded): the input gradient of one fixed input
       integrated over training, as integrated gradients integrates it over a path of inputs.
@@ -264,10 +264,15 @@ class TrainingRecorder:
         self._pending: int | None = None     # an update whose frame was not kept
 
     def _maps(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source's gradient x input (top logit) and the target logit's gradient, from one
+        forward and one backward pass over the inputs stacked twice."""
+        n = len(self.x)
         with eval_mode(model):
-            top = gradient_x_input(model, self.x)
-            along = gradient(model, self.x, target=self.target)
-        return top, along
+            x2 = torch.cat([self.x, self.x]).requires_grad_(True)
+            out = model(x2)
+            which = torch.cat([out[:n].detach().argmax(1), self.target])
+            (g,) = torch.autograd.grad(out.gather(1, which[:, None]).sum(), x2)
+        return g[:n].abs() * self.x, g[n:]
 
     def start(self, model: nn.Module) -> None:
         """Record step 0 (the initial weights)."""
@@ -283,7 +288,9 @@ class TrainingRecorder:
         if self._last is None:
             raise RuntimeError("call recorder.start(model) before training")
         top, along = self._maps(model)
-        self.changes.append(float(1 - rank_correlation(top, self._last).mean()))
+        moved = (top - self._last).flatten(1).norm(dim=1)
+        self.changes.append(float((moved / self._last.flatten(1).norm(dim=1).clamp_min(
+            torch.finfo(top.dtype).tiny)).mean()))
         self._sum += along.double()
         self._n += 1
         if step % self.every == 0:

@@ -100,20 +100,26 @@ def flip_rate(model: nn.Module, x: torch.Tensor, x_new: torch.Tensor) -> float:
 
 
 def flip_curve(model: nn.Module, x: torch.Tensor, directions: torch.Tensor, eps,
-               *, bounds: tuple[float, float] | None = None) -> torch.Tensor:
+               *, bounds: tuple[float, float] | None = None,
+               batch_size: int = 1000) -> torch.Tensor:
     """For each ``eps`` (a sequence of floats >= 0), the fraction of ``x`` ``(N, ...)`` whose
     predicted label changes under ``x + eps * directions`` (``x``'s shape; clipped to
-    ``bounds`` when given). Returns ``(len(eps),)`` float64 in [0, 1]."""
+    ``bounds`` when given), predicted in batches of ``batch_size``. Returns ``(len(eps),)``
+    float64 in [0, 1]."""
     if directions.shape != x.shape:
         raise ValueError(f"directions must have x's shape {tuple(x.shape)}, got "
                          f"{tuple(directions.shape)}")
     eps = [float(e) for e in eps]
     if any(not e >= 0 for e in eps):
         raise ValueError(f"eps must all be >= 0, got {eps}")
-    clean = predict(model, x)
+    clean = predict(model, x, batch_size=batch_size)
     rates = []
     for e in eps:
+        if e == 0 and bounds is None:
+            rates.append(0.0)
+            continue
         x_new = x + e * directions
         x_new = x_new if bounds is None else x_new.clamp(*bounds)
-        rates.append(float((predict(model, x_new) != clean).double().mean()))
+        rates.append(float((predict(model, x_new, batch_size=batch_size) != clean)
+                           .double().mean()))
     return torch.tensor(rates, dtype=torch.float64)
