@@ -60,3 +60,15 @@ def test_animation_plays_in_html_and_has_a_static_figure():
     assert [ax.get_title() for ax in anim.static.axes] == ["step 0", "step 2", "step 4"]
     with pytest.raises(ValueError, match="empty"):
         animate_images(frames[:0])
+
+
+def test_animation_frames_can_be_jpeg_and_are_smaller_for_noisy_colour_images():
+    frames = torch.rand(4, 3, 100, 200, generator=torch.Generator().manual_seed(0))
+    png = animate_images(frames, size=2.0)            # about one screen pixel per pixel
+    jpeg = animate_images(frames, size=2.0, frame_format="jpeg")
+    assert jpeg.html.count("data:image/jpeg") >= 4 and "data:image/png" not in jpeg.html
+    assert len(jpeg.html) < len(png.html) / 2
+    w, h = png.static.get_size_inches()
+    assert w == pytest.approx(2.0) and h == pytest.approx(3 * 2.0 / 2)   # wide: a column
+    with pytest.raises(ValueError, match="frame_format must be one of"):
+        animate_images(frames, frame_format="gif")

@@ -33,7 +33,7 @@ def _show(ax, image, *, cmap="gray", title=None):
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
 
 
 def plot_maps(images: torch.Tensor, rows: dict[str, torch.Tensor], *, titles=None,
@@ -50,7 +50,8 @@ def plot_maps(images: torch.Tensor, rows: dict[str, torch.Tensor], *, titles=Non
             shown = display_map(maps, rgb=label in rgb_rows)
             _show(axes[i, j], shown[j], cmap="gray" if gray or label in rgb_rows else "magma")
     for i, label in enumerate(["image", *rows], start=0):
-        axes[i, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        axes[i, 0].set_ylabel(label.replace(" ", "\n", 1) if len(label) > 12 else label,
+                              fontsize=10, rotation=0, ha="right", va="center")
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -151,7 +152,7 @@ def plot_sanity(rows: dict[str, list[dict]], methods):
     """One panel per dataset: each method's rank correlation with the trained network's map
     (solid) and with the input itself (dashed) as the layers are re-initialised from the top,
     and for the untrained network."""
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 5.0), squeeze=False)
     colors = ("#1f77b4", "#d62728", "#2ca02c")
     for ax, (dataset, rs) in zip(axes[0], rows.items()):
         states = [r["state"] for r in rs]
@@ -167,7 +168,8 @@ def plot_sanity(rows: dict[str, list[dict]], methods):
         ax.set_ylim(-0.3, 1.05)
         ax.axhline(0, color="k", lw=0.5)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     plt.close(fig)
     return fig
