@@ -170,6 +170,9 @@ def occlusion(model: nn.Module, x: torch.Tensor, *, patch: int, stride: int, tar
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if patch > min(h, w):
         raise ValueError(f"patch ({patch}) must fit in the images ({h} x {w})")
+    if stride > patch:
+        raise ValueError(f"stride ({stride}) must be at most patch ({patch}), or the pixels "
+                         "between windows would get no attribution")
     x = x.detach()
     with torch.no_grad():
         base = model(x).gather(1, target[:, None])[:, 0]
@@ -197,22 +200,21 @@ def max_normalise(a: torch.Tensor) -> torch.Tensor:
 
 
 def _ranks(v: torch.Tensor) -> torch.Tensor:
-    """Ranks 0..D-1 along dim 1 of ``v`` ``(N, D)``, ties broken by position."""
-    order = torch.sort(v, dim=1, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(v.shape[1], device=v.device).expand_as(order))
-    return ranks.to(torch.float64)
+    """Ranks 1..D along dim 1 of ``v`` ``(N, D)``, tied values sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    return torch.from_numpy(rankdata(v.detach().cpu().double().numpy(), axis=1))
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman's rank correlation of each example's map in ``a`` with the same example's in
-    ``b`` (both ``(N, ...)``, same shape): ``(N,)`` float64 in [-1, 1]; 1 when the maps order
-    the pixels alike. Ties are ranked by position (the maps here are continuous); a constant
-    map gives ``nan``."""
+    ``b`` (both ``(N, ...)``, same shape): ``(N,)`` float64 on the CPU, in [-1, 1]; 1 when the
+    maps order the elements alike. Tied values (a black background's zeros) share their mean
+    rank, as in ``scipy.stats.spearmanr``; a constant map gives ``nan``."""
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(f"a and b must be batches (N, ...) of the same shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    ra, rb = _ranks(a.detach().flatten(1)), _ranks(b.detach().flatten(1))
+    ra, rb = _ranks(a.flatten(1)), _ranks(b.flatten(1))
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
 
@@ -242,7 +244,7 @@ class TrainingRecorder:
     - ``frames``: ``(T, N, ...)`` float32 on the CPU, the source's gradient x input
       ``|d top logit / d x| * x``, max-normalised per example, at ``frame_steps`` (step 0,
       every ``every``-th update and the last one);
-    - ``changes``: ``(n_steps,)`` float64, how much each update moved the gradient x input:
+    - ``changes``: a list of ``n_steps`` floats, how much each update moved the gradient x input:
       ``||a_t - a_{t-1}|| / ||a_{t-1}||`` (L2 over each input's map), averaged over the inputs;
     - :attr:`integrated`: the source's proposal, ``x * mean_t d logit_target / d x`` over the
       models after every update (step 0 excluded): the input gradient of one fixed input
@@ -326,7 +328,7 @@ def cascading_randomisation(model: nn.Module, layers: Sequence, *, seed: int
     for k, entry in enumerate(layers, start=1):
         names = (entry,) if isinstance(entry, str) else tuple(entry)
         current = copy.deepcopy(current)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng():      # CPU and CUDA generators restored afterwards
             torch.manual_seed(seed + k)
             for name in names:
                 try:

@@ -56,7 +56,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "07_attribution": {
         # quick: one epoch of Fashion-MNIST, the flowers at 64 px for 5 epochs and each binary
-        # pair for 3; full: the source's scale (flowers at 128 px for its 40 epochs, Fashion
+        # pair for 3; full: the source's scale (flowers at 256 px for its 40 epochs, Fashion
         # long enough for its 91%). every: updates between kept attribution frames;
         # n_attack: test images in the flip curves (None: all); n_sanity: images in the sanity
         # check; n_complete: images in the completeness table. min_*: the accuracy each network
@@ -65,7 +65,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                       fashion_every=25, flower_every=12, n_attack=500, n_edges=500,
                       n_sanity=12, n_complete=20, ig_steps=50,
                       min_fashion=0.85, min_flowers=0.61, min_pair=0.6),
-        "full": dict(fashion_epochs=15, flower_size=128, flower_epochs=40, pair_epochs=40,
+        "full": dict(fashion_epochs=15, flower_size=256, flower_epochs=40, pair_epochs=40,
                      fashion_every=250, flower_every=100, n_attack=None, n_edges=2_000,
                      n_sanity=64, n_complete=1_000, ig_steps=50,
                      min_fashion=0.91, min_flowers=0.61, min_pair=0.7),

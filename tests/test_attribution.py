@@ -39,6 +39,14 @@ def test_quadrature_weights_sum_to_one_and_integrate_exactly(rule):
         assert float((w * a ** 15).sum()) == pytest.approx(1 / 16)      # degree 2n - 1
 
 
+def test_riemann_nodes_are_where_their_names_say():
+    n = 4
+    assert quadrature("riemann_left", n)[0].tolist() == [0, 0.25, 0.5, 0.75]
+    assert quadrature("riemann_right", n)[0].tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert quadrature("riemann_middle", n)[0].tolist() == [0.125, 0.375, 0.625, 0.875]
+    assert quadrature("trapezoid", n)[1].tolist() == pytest.approx([1 / 6, 1 / 3, 1 / 3, 1 / 6])
+
+
 def test_integrated_gradients_matches_captum_and_its_gap_shrinks(x):
     from captum.attr import IntegratedGradients as CaptumIG
 
@@ -75,6 +83,8 @@ def test_bad_inputs_say_what_is_wrong(x):
         integrated_gradients(net, x, baseline=torch.zeros(1, 1, 8, 8, dtype=torch.float64))
     with pytest.raises(ValueError, match="patch"):
         occlusion(net, x, patch=9, stride=1)
+    with pytest.raises(ValueError, match=r"stride \(4\) must be at most patch \(3\)"):
+        occlusion(net, x, patch=3, stride=4)
     with pytest.raises(ValueError, match="eval mode"):
         gradient(net.train(), x)
 
@@ -88,6 +98,11 @@ def test_rank_correlation_and_max_normalise():
     b = torch.randn(3, 1, 6, 6, generator=g, dtype=torch.float64)
     ref = [spearmanr(a[i].flatten(), b[i].flatten()).statistic for i in range(3)]
     assert torch.allclose(rank_correlation(a, b), torch.tensor(ref, dtype=torch.float64))
+    tied = torch.tensor([[0.0, 0.0, 0.0, 1.0, 2.0, 0.0], [3.0, 1.0, 1.0, 0.0, 0.0, 2.0]])
+    other = torch.tensor([[0.0, 0.0, 0.5, 0.0, 2.0, 1.0], [1.0, 1.0, 2.0, 0.0, 3.0, 3.0]])
+    ref = [spearmanr(tied[i], other[i]).statistic for i in range(2)]      # ties: mean ranks
+    assert torch.allclose(rank_correlation(tied, other), torch.tensor(ref, dtype=torch.float64))
+    assert torch.isnan(rank_correlation(torch.ones(1, 5), torch.arange(5.0)[None])).all()
     m = max_normalise(a)
     assert torch.allclose(m.flatten(1).abs().amax(1), torch.ones(3, dtype=torch.float64))
     assert max_normalise(torch.zeros(2, 4)).abs().max() == 0
@@ -110,12 +125,13 @@ def test_training_recorder_integrates_the_gradient_over_training(x):
 
     net = _cnn().train()
     y = torch.tensor([0, 1, 2, 0, 1])
-    rec = TrainingRecorder(x[:2], y[:2], every=3)
-    seen, maps = [], [gradient_x_input(net.eval(), x[:2])]
+    rec = TrainingRecorder(x[:2], y[:2], every=5)
+    seen, modes, maps = [], [], [gradient_x_input(net.eval(), x[:2])]
     net.train()
 
     def callback(step, model):
         rec(step, model)
+        modes.append(all(m.training for m in model.modules()))   # the recorder restores them
         seen.append(gradient(model.eval(), x[:2], target=y[:2]))
         maps.append(gradient_x_input(model, x[:2]))
         model.train()
@@ -124,15 +140,15 @@ def test_training_recorder_integrates_the_gradient_over_training(x):
     train_minibatch(net, x, y, epochs=4, batch_size=2, lr=0.1, seed=0, callback=callback,
                     progress=False)
     rec.finish()
-    assert rec.frame_steps == [0, 3, 6, 9, 12]                # 3 batches x 4 epochs
+    assert rec.frame_steps == [0, 5, 10, 12]       # 3 batches x 4 epochs; finish() keeps 12
     moved = [float(((b - a).flatten(1).norm(dim=1) / a.flatten(1).norm(dim=1)).mean())
              for a, b in zip(maps, maps[1:])]
     assert rec.changes == pytest.approx(moved)
     assert torch.allclose(rec.frames[-1], max_normalise(maps[-1]).float())
     assert torch.allclose(rec.integrated, x[:2] * torch.stack(seen).mean(0))
-    assert all(m.training for m in net.modules())             # the recorder left train mode on
+    assert modes == [True] * 12
     frames = torch.stack(rec.frames)
-    assert frames.shape == (5, 2, 1, 8, 8) and frames.abs().max() <= 1
+    assert frames.shape == (4, 2, 1, 8, 8) and frames.abs().max() <= 1
     with pytest.raises(ValueError, match="every"):
         TrainingRecorder(x, y, every=0)
 

@@ -49,8 +49,8 @@ def accuracy_entries(rows: list[dict], *, minimum: dict[str, float]) -> list[dic
         floor = minimum[r["key"]]
         out.append(invariant(f"{r['model']}: test accuracy at least {floor:g}", r["accuracy"],
                              op=">=", value=floor,
-                             note="the profile's floor: chance is 1/classes; the full profile "
-                                  "asks for the source's accuracy"))
+                             note="the profile's floor, well above chance (1/classes); the "
+                                  "full profile asks for the source's 91% on Fashion-MNIST"))
     return out
 
 
@@ -84,9 +84,11 @@ def sign_step_entries(stats: dict[str, SignStepStats], *, resist_key: str,
                      note=f"label kept; the source: 'around a third' after "
                           f"{SOURCE['resist_epochs']} epochs of its own network"))
     if fb_diff is not None:
-        out.append(invariant("FGSM: largest difference from foolbox's FGSM", fb_diff, op="<=",
-                             value=1e-6, note="the same step on the same model and images, "
-                                              "clipped to [0, 1]; float32 rounding only"))
+        out.append(invariant("FGSM: fraction of pixels where ours and foolbox's FGSM differ",
+                             fb_diff, op="<=", value=1e-3,
+                             note="the same step on the same model and images, clipped to "
+                                  "[0, 1]; only a gradient within rounding of zero may take "
+                                  "the other sign"))
     return out
 
 
@@ -178,24 +180,25 @@ def sanity_table(rows: dict[str, list[dict]], methods):
 
 
 def sanity_entries(rows: dict[str, list[dict]], methods) -> list[dict]:
+    """Per dataset and method, the correlation with the trained map once every listed layer is
+    re-initialised and for the untrained network; invariants: the plain gradient's untrained
+    map is unlike the trained one, and gradient x input keeps more of it than the gradient."""
     out = []
     for d, rs in rows.items():
-        last = rs[-2]                    # every listed layer re-initialised
-        untrained = rs[-1]
+        last, untrained = rs[-2], rs[-1]   # every listed layer re-initialised; untrained
         for m in methods:
+            out.append(entry(f"{d}: {m}, all layers re-initialised: correlation with the "
+                             "trained map", last[f"{m} vs trained"], note="Spearman, mean"))
             if m != "gradient":
-                out.append(entry(f"{d}: {m}, all layers re-initialised: correlation with the "
-                                 "trained map", last[f"{m} vs trained"], note="Spearman, mean"))
-            out.append(entry(f"{d}: {m}, untrained: correlation with the input",
-                             untrained[f"{m} vs input"], note="Spearman, mean"))
-        out.append(invariant(f"{d}: gradient, all layers re-initialised: correlation with the "
-                             "trained map", last["gradient vs trained"], op="<=",
-                             value=0.5, note="Adebayo et al.'s check: a map that depends on "
-                                             "the weights changes when they are replaced"))
-        out.append(invariant(f"{d}: untrained, correlation with the input, gradient × input "
-                             "minus gradient",
-                             untrained["gradient x input vs input"]
-                             - untrained["gradient vs input"], op=">=", value=0.0,
-                             note="multiplying by the input puts the picture into the map "
+                out.append(entry(f"{d}: {m}, untrained: correlation with the trained map",
+                                 untrained[f"{m} vs trained"], note="Spearman, mean"))
+        out.append(invariant(f"{d}: gradient, untrained: correlation with the trained map",
+                             untrained["gradient vs trained"], op="<=", value=0.5,
+                             note="Adebayo et al.'s check: a map that depends on the weights "
+                                  "changes when they are replaced"))
+        out.append(invariant(f"{d}: untrained, correlation with the trained map, gradient × "
+                             "input minus gradient", untrained["gradient x input vs trained"]
+                             - untrained["gradient vs trained"], op=">=", value=0.0,
+                             note="multiplying by the input carries the picture into the map "
                                   "whatever the weights"))
     return out

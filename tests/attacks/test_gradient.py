@@ -36,7 +36,7 @@ def test_fgsm_equals_foolbox(data):
 
     x, y = data
     net = _cnn()
-    fmodel = fb.PyTorchModel(net, bounds=(0, 1))
+    fmodel = fb.PyTorchModel(net, bounds=(0, 1), device=x.device)
     _, theirs, _ = fb.attacks.FGSM()(fmodel, x, y, epsilons=0.1)
     ours = fgsm(net, x, y, eps=0.1, bounds=(0, 1))
     assert torch.allclose(ours, theirs, atol=1e-6)
