@@ -1,0 +1,194 @@
+"""Fooling images grown from noise: gradient descent on the inputs ("backworking").
+
+A batch starts as uniform noise in [0, 1] and is moved, by Adam on the pixels (clipped to
+[0, 1] after every step), to minimise
+
+    penalty * mean_i (1 - p_i(label))
+    + sum_k layer_coeffs[k] * (reference_coeff * R_k + batch_coeff * B_k)
+
+where ``p_i`` is image ``i``'s softmax output and, for each named layer ``k`` (the model's
+``activations(x)``; the source uses every layer except the softmax):
+
+- ``R_k`` (the *reference cost*): the mean cosine similarity between an image's activations and
+  the training images' activations at that layer, averaged over the batch and the reference
+  set. Cosine, because it compares the pattern of activity and not its size (a noise image can
+  be brighter or darker than every digit); the mean over the reference set is the cosine with
+  the mean of the reference set's unit vectors, so it costs one dot product per image.
+- ``B_k`` (the *batch cost*): the mean cosine similarity between the activations of two
+  different images of the batch, over all pairs.
+
+Descent stops when the smallest ``p_i(label)`` in the batch reaches ``threshold`` (the source:
+0.999) or after ``max_steps``. An image whose target probability fell at every one of the last
+``num_mono_dec_saves`` saves (a save: every ``save_every`` steps) is re-drawn from noise, with
+its optimizer state reset (the source's masked re-initialisation of stuck inputs).
+
+Example::
+
+    ref = reference_directions(model, x_train[:1000], layers=("conv1", "conv2", "fc1", "logits"))
+    out = backwork(model, label=3, reference=ref, batch_size=8, seed=0)
+    out.x.shape, out.prob.min()        # (8, 1, 28, 28), >= 0.999 when out.converged
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from advtut.evaluation import require_eval_mode
+
+__all__ = ["SOURCE_SETTINGS", "reference_directions", "similarity_costs", "BackworkResult",
+           "backwork"]
+
+#: The source's settings: threshold on the smallest target probability, the softmax penalty,
+#: the reference and batch coefficients and the layer coefficients (log-spaced, one per
+#: non-softmax layer, lowest layer first).
+SOURCE_SETTINGS = dict(threshold=0.999, penalty=10.0, reference_coeff=0.5, batch_coeff=0.5,
+                       layer_coeffs=(1e-5, 1e-4, 1e-3, 1e-2))
+
+
+def _unit(a: torch.Tensor) -> torch.Tensor:
+    return F.normalize(a.flatten(1), dim=1)
+
+
+@torch.no_grad()
+def reference_directions(model: nn.Module, x: torch.Tensor, *, layers: Sequence[str],
+                         batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """For each layer in ``layers``, the mean of the unit activation vectors of the reference
+    images ``x`` ``(R, ...)`` (training images in [0, 1]): ``{layer: (D_layer,)}`` on the
+    model's device. ``mean_j cos(a, r_j) = unit(a) . mean_j unit(r_j)``."""
+    require_eval_mode(model, what="reference_directions")
+    if len(x) == 0:
+        raise ValueError("x is empty: the reference set needs at least one image")
+    device = next(model.parameters()).device
+    sums: dict[str, torch.Tensor] = {}
+    for i in range(0, len(x), batch_size):
+        acts = model.activations(x[i:i + batch_size].to(device))
+        for name in layers:
+            if name not in acts:
+                raise ValueError(f"layers: the model has no layer {name!r}; it has "
+                                 f"{sorted(acts)}")
+            s = _unit(acts[name]).sum(0)
+            sums[name] = s if name not in sums else sums[name] + s
+    return {name: s / len(x) for name, s in sums.items()}
+
+
+def similarity_costs(acts: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The reference cost ``R_k`` and the batch cost ``B_k`` (scalars, see the module) of each
+    layer in ``reference``, from a batch's activations ``acts`` (``{layer: (B, ...)}``).
+    ``B_k`` is 0 for a batch of one."""
+    ref, bat = {}, {}
+    for name, direction in reference.items():
+        u = _unit(acts[name])                                   # (B, D)
+        ref[name] = (u @ direction).mean()
+        b = len(u)
+        if b < 2:
+            bat[name] = u.new_zeros(())
+        else:
+            gram = u @ u.T                                      # (B, B), ones on the diagonal
+            bat[name] = (gram.sum() - gram.diagonal().sum()) / (b * (b - 1))
+    return ref, bat
+
+
+@dataclass(frozen=True)
+class BackworkResult:
+    """``x``: ``(B, C, H, W)`` in [0, 1], the final batch; ``prob``: ``(B,)`` each image's
+    probability of ``label``; ``converged``: ``prob.min() >= threshold``; ``steps``: Adam steps
+    taken; ``reinits``: images re-drawn from noise; ``reference_cost``, ``batch_cost``: each
+    layer's costs at the end (floats); ``label``."""
+
+    x: torch.Tensor
+    prob: torch.Tensor
+    label: int
+    converged: bool
+    steps: int
+    reinits: int
+    reference_cost: dict
+    batch_cost: dict
+
+
+def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor],
+             batch_size: int = 8, image_shape: tuple[int, ...] = (1, 28, 28),
+             layer_coeffs: Sequence[float] = SOURCE_SETTINGS["layer_coeffs"],
+             reference_coeff: float = SOURCE_SETTINGS["reference_coeff"],
+             batch_coeff: float = SOURCE_SETTINGS["batch_coeff"],
+             penalty: float = SOURCE_SETTINGS["penalty"],
+             threshold: float = SOURCE_SETTINGS["threshold"], lr: float = 0.01,
+             max_steps: int = 2000, save_every: int = 10, num_mono_dec_saves: int = 5,
+             seed: int = 0, progress: bool = True) -> BackworkResult:
+    """Grow ``batch_size`` images of ``image_shape`` from uniform noise (seeded by ``seed``)
+    until ``model`` gives each ``label`` with probability at least ``threshold``; see the
+    module for the cost. ``reference``: :func:`reference_directions`, one entry per costed
+    layer, in the order of ``layer_coeffs`` (lowest layer first). ``model`` must be in eval
+    mode and have ``activations(x) -> {layer: tensor, ..., "logits": (B, K)}``."""
+    require_eval_mode(model, what="backwork")
+    n_classes = model.activations(torch.zeros(1, *image_shape,
+                                              device=next(model.parameters()).device))["logits"].shape[1]
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_classes:
+        raise ValueError(f"label must be an integer class in [0, {n_classes}), got {label!r}")
+    if len(layer_coeffs) != len(reference):
+        raise ValueError(f"layer_coeffs needs one coefficient per reference layer "
+                         f"({list(reference)}), got {list(layer_coeffs)}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
+    for name, v in (("batch_size", batch_size), ("max_steps", max_steps),
+                    ("save_every", save_every), ("num_mono_dec_saves", num_mono_dec_saves)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+
+    def noise(n):
+        return torch.rand(n, *image_shape, generator=gen).to(device)
+
+    x = noise(batch_size).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    coeffs = dict(zip(reference, (float(c) for c in layer_coeffs)))
+    history: list[torch.Tensor] = []            # target probability at each save, (B,)
+    reinits, step = 0, 0
+    with tqdm(total=max_steps, desc=f"label {label}", disable=not progress,
+              mininterval=2.0) as bar:
+        while True:
+            acts = model.activations(x)
+            prob = torch.softmax(acts["logits"], 1)[:, label]
+            if float(prob.detach().min()) >= threshold or step == max_steps:
+                break
+            ref, bat = similarity_costs(acts, reference)
+            cost = penalty * (1 - prob).mean() + sum(
+                coeffs[k] * (reference_coeff * ref[k] + batch_coeff * bat[k]) for k in coeffs)
+            opt.zero_grad(set_to_none=True)
+            cost.backward()
+            opt.step()
+            step += 1
+            bar.update()
+            with torch.no_grad():
+                x.clamp_(0.0, 1.0)
+                if step % save_every == 0:
+                    history.append(prob.detach())
+                    stuck = _falling(history, num_mono_dec_saves)
+                    if stuck.any():
+                        x[stuck] = noise(int(stuck.sum()))
+                        for state in opt.state[x].values():
+                            if isinstance(state, torch.Tensor) and state.shape == x.shape:
+                                state[stuck] = 0
+                        for h in history:
+                            h[stuck] = float("nan")     # a re-drawn image starts a new history
+                        reinits += int(stuck.sum())
+    with torch.no_grad():
+        ref, bat = similarity_costs(acts, reference)
+    prob = prob.detach()
+    return BackworkResult(x.detach(), prob, label, float(prob.min()) >= threshold,
+                          step, reinits, {k: float(v) for k, v in ref.items()},
+                          {k: float(v) for k, v in bat.items()})
+
+
+def _falling(history: list[torch.Tensor], n: int) -> torch.Tensor:
+    """Images whose value fell at each of the last ``n`` saves: bool ``(B,)``."""
+    if len(history) < n + 1:
+        return torch.zeros_like(history[-1], dtype=torch.bool)
+    h = torch.stack(history[-(n + 1):])                         # (n + 1, B)
+    return (h[1:] < h[:-1]).all(0)                              # nan compares False

@@ -1,0 +1,78 @@
+"""advtut.attacks.backwork: the costs against explicit pairwise sums, the descent on a tiny CNN."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from advtut.attacks.backwork import _falling, backwork, reference_directions, similarity_costs
+from advtut.models import MnistCNN
+
+LAYERS = ("conv1", "conv2", "fc1", "logits")
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    net = MnistCNN(widths=(4, 8), hidden=16).eval()
+    with torch.no_grad():              # larger weights: logits that respond to the input
+        net.fc1.weight.mul_(5)
+        net.fc2.weight.mul_(20)
+    return net
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+
+
+def test_costs_equal_the_mean_pairwise_cosines(net, images):
+    ref = reference_directions(net, images[:7], layers=LAYERS, batch_size=3)
+    batch = images[7:]
+    with torch.no_grad():
+        acts = net.activations(batch)
+        r, b = similarity_costs(acts, ref)
+        ref_acts = net.activations(images[:7])
+    for k in LAYERS:
+        a, t = acts[k].flatten(1), ref_acts[k].flatten(1)
+        cos = F.cosine_similarity(a[:, None], t[None], dim=2)             # (5, 7)
+        assert float(r[k]) == pytest.approx(float(cos.mean()), abs=1e-5)
+        pair = F.cosine_similarity(a[:, None], a[None], dim=2)
+        off = pair[~torch.eye(5, dtype=torch.bool)]
+        assert float(b[k]) == pytest.approx(float(off.mean()), abs=1e-5)
+    _, single = similarity_costs(net.activations(batch[:1]), ref)
+    assert all(float(v) == 0 for v in single.values())
+
+
+def test_backwork_reaches_the_threshold_inside_the_box_and_repeats(net):
+    ref = reference_directions(net, torch.rand(20, 1, 28, 28), layers=LAYERS)
+    kw = dict(label=2, reference=ref, batch_size=4, threshold=0.99, lr=0.05, max_steps=500,
+              seed=1, progress=False)
+    out = backwork(net, **kw)
+    assert out.converged and float(out.prob.min()) >= 0.99 and out.steps > 1
+    probs = torch.softmax(net(out.x), 1)[:, 2]
+    assert torch.allclose(probs, out.prob, atol=1e-6)                # prob is the final batch's
+    assert out.x.min() >= 0 and out.x.max() <= 1 and out.x.shape == (4, 1, 28, 28)
+    again = backwork(net, **kw)
+    assert torch.equal(again.x, out.x) and again.steps == out.steps
+    assert set(out.reference_cost) == set(LAYERS) == set(out.batch_cost)
+
+
+def test_stuck_inputs_are_the_ones_that_fell_at_every_save():
+    h = [torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.4, 0.6, 0.4]),
+         torch.tensor([0.3, 0.7, 0.35]), torch.tensor([0.2, 0.6, 0.3])]
+    assert _falling(h, 3).tolist() == [True, False, True]
+    assert _falling(h, 4).tolist() == [False, False, False]          # not enough saves yet
+    h[2][0] = float("nan")                                            # re-drawn: a new history
+    assert _falling(h, 3).tolist() == [False, False, True]
+
+
+def test_bad_inputs_say_what_is_wrong(net):
+    ref = reference_directions(net, torch.rand(4, 1, 28, 28), layers=("fc1",))
+    with pytest.raises(ValueError, match=r"label must be an integer class in \[0, 10\)"):
+        backwork(net, label=10, reference=ref, layer_coeffs=(1.0,), progress=False)
+    with pytest.raises(ValueError, match="one coefficient per reference layer"):
+        backwork(net, label=1, reference=ref, progress=False)
+    with pytest.raises(ValueError, match="no layer 'fc9'"):
+        reference_directions(net, torch.rand(4, 1, 28, 28), layers=("fc9",))
+    with pytest.raises(ValueError, match="eval mode"):
+        backwork(net.train(), label=1, reference=ref, layer_coeffs=(1.0,), progress=False)
+    net.eval()
