@@ -54,6 +54,27 @@ PROFILES: dict[str, dict[str, dict]] = {
                      power_tol=1e-7, n_local=1_000, n_attack=500, attack_max_iter=300,
                      c_rel_tol=0.01, untargeted=True, sweep_cases=2_000),
     },
+    "06_fooling_from_noise": {
+        # The MNIST CNN itself is trained as "mnist_cnn" says. n_reference: training images in
+        # the reference set; max_steps: the cap per label with the source's settings;
+        # sweep_labels / sweep_steps: the labels and cap of the cost sweep and the design;
+        # transfer_epochs: the MLP's training; rounds, reject_labels, reject_budget, repeat:
+        # the rejection-class rounds (each fooling image repeated `repeat` times in training);
+        # reject_control: also the same rounds without fooling images.
+        "quick": dict(n_reference=1_000, max_steps=2_000, scales=(0.0, 1.0, 10.0, 100.0,
+                      1_000.0, 10_000.0), sweep_labels=(3,), sweep_steps=400,
+                      design_labels=(3, 7), design_scales=(0.0, 10.0, 100.0),
+                      design_min_steps=300, transfer_epochs=2,
+                      rounds=2, reject_labels=(0, 3, 7), reject_budget=250, repeat=20,
+                      reject_control=False, n_noise=1_000),
+        "full": dict(n_reference=10_000, max_steps=5_000, scales=(0.0, 1.0, 10.0, 100.0,
+                     1_000.0, 10_000.0), sweep_labels=tuple(range(10)), sweep_steps=3_000,
+                     design_labels=tuple(range(10)),
+                     design_scales=(0.0, 1.0, 10.0, 100.0, 1_000.0), design_min_steps=1_000,
+                     transfer_epochs=10,
+                     rounds=5, reject_labels=tuple(range(10)), reject_budget=2_000, repeat=20,
+                     reject_control=True, n_noise=10_000),
+    },
     "07_attribution": {
         # quick: one epoch of Fashion-MNIST, the flowers at 64 px for 5 epochs and each binary
         # pair for 3; full: the source's scale (flowers at 256 px for its 40 epochs, Fashion

@@ -3,7 +3,7 @@
 A batch starts as uniform noise in [0, 1] and is moved, by Adam on the pixels (clipped to
 [0, 1] after every step), to minimise
 
-    penalty * mean_i (1 - p_i(label))
+    penalty * mean_i (1 - p_i(label))              (objective="probability", the source's)
     + sum_k layer_coeffs[k] * (reference_coeff * R_k + batch_coeff * B_k)
 
 where ``p_i`` is image ``i``'s softmax output and, for each named layer ``k`` (the model's
@@ -18,9 +18,16 @@ where ``p_i`` is image ``i``'s softmax output and, for each named layer ``k`` (t
   different images of the batch, over all pairs.
 
 Descent stops when the smallest ``p_i(label)`` in the batch reaches ``threshold`` (the source:
-0.999) or after ``max_steps``. An image whose target probability fell at every one of the last
-``num_mono_dec_saves`` saves (a save: every ``save_every`` steps) is re-drawn from noise, with
-its optimizer state reset (the source's masked re-initialisation of stuck inputs).
+0.999) and at least ``min_steps`` steps were taken, or after ``max_steps``. An image below the
+threshold whose target probability fell at every one of the last ``num_mono_dec_saves`` saves
+(a save: every ``save_every`` steps) is re-drawn from noise, its Adam moment estimates zeroed
+(Adam's step count is shared by the batch and kept, so a re-drawn image's first steps are
+larger): the source's masked re-initialisation of stuck inputs. No image is re-drawn at the
+last step.
+
+Two options go beyond the source (chapter 6 explains why): ``center=True`` in
+:func:`reference_directions` subtracts the reference set's mean activation before every
+cosine, and ``objective="margin"`` replaces ``1 - p`` by a hinge on the logit margin.
 
 Example::
 
@@ -30,6 +37,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -40,7 +48,7 @@ from tqdm.auto import tqdm
 
 from advtut.evaluation import require_eval_mode
 
-__all__ = ["SOURCE_SETTINGS", "reference_directions", "similarity_costs", "BackworkResult",
+__all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "layer_activations", "reference_directions", "similarity_costs", "BackworkResult",
            "backwork"]
 
 #: The source's settings: threshold on the smallest target probability, the softmax penalty,
@@ -50,40 +58,75 @@ SOURCE_SETTINGS = dict(threshold=0.999, penalty=10.0, reference_coeff=0.5, batch
                        layer_coeffs=(1e-5, 1e-4, 1e-3, 1e-2))
 
 
+#: ``"probability"``: the source's ``mean (1 - p)``, whose pull fades as ``p`` nears 1;
+#: ``"margin"``: ``mean relu(m - margin)`` on the logit margin over the runner-up, with ``m``
+#: just above the margin that guarantees ``p >= threshold``: a constant pull until then.
+OBJECTIVES = ("probability", "margin")
+
+
 def _unit(a: torch.Tensor) -> torch.Tensor:
     return F.normalize(a.flatten(1), dim=1)
 
 
+def layer_activations(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"input": x, **model.activations(x)}``: the input counts as a layer (the source's
+    costs sit on "each input/hidden layer")."""
+    return {"input": x, **model.activations(x)}
+
+
 @torch.no_grad()
 def reference_directions(model: nn.Module, x: torch.Tensor, *, layers: Sequence[str],
-                         batch_size: int = 1000) -> dict[str, torch.Tensor]:
-    """For each layer in ``layers``, the mean of the unit activation vectors of the reference
-    images ``x`` ``(R, ...)`` (training images in [0, 1]): ``{layer: (D_layer,)}`` on the
-    model's device. ``mean_j cos(a, r_j) = unit(a) . mean_j unit(r_j)``."""
+                         center: bool = False, batch_size: int = 1000
+                         ) -> dict[str, torch.Tensor]:
+    """What the costs compare with, from the reference images ``x`` ``(R, ...)`` (training
+    images in [0, 1]): for each layer in ``layers`` a ``(2, D_layer)`` tensor on the model's
+    device, row 0 the centre ``c`` subtracted from every activation vector before the cosine
+    (zero, or with ``center=True`` the reference set's mean activation) and row 1 the mean of
+    the reference set's unit vectors ``unit(r_j - c)``, since
+    ``mean_j cos(a - c, r_j - c) = unit(a - c) . mean_j unit(r_j - c)``."""
     require_eval_mode(model, what="reference_directions")
     if len(x) == 0:
         raise ValueError("x is empty: the reference set needs at least one image")
     device = next(model.parameters()).device
-    sums: dict[str, torch.Tensor] = {}
-    for i in range(0, len(x), batch_size):
-        acts = model.activations(x[i:i + batch_size].to(device))
+
+    def passes():
+        for i in range(0, len(x), batch_size):
+            acts = layer_activations(model, x[i:i + batch_size].to(device))
+            for name in layers:
+                if name not in acts:
+                    raise ValueError(f"layers: the model has no layer {name!r}; it has "
+                                     f"{sorted(acts)}")
+            yield acts
+
+    centers = {name: 0.0 for name in layers}
+    if center:
+        sums: dict[str, torch.Tensor] = {}
+        for acts in passes():
+            for name in layers:
+                s = acts[name].flatten(1).sum(0)
+                sums[name] = s if name not in sums else sums[name] + s
+        centers = {name: s / len(x) for name, s in sums.items()}
+    dirs: dict[str, torch.Tensor] = {}
+    for acts in passes():
         for name in layers:
-            if name not in acts:
-                raise ValueError(f"layers: the model has no layer {name!r}; it has "
-                                 f"{sorted(acts)}")
-            s = _unit(acts[name]).sum(0)
-            sums[name] = s if name not in sums else sums[name] + s
-    return {name: s / len(x) for name, s in sums.items()}
+            s = _unit(acts[name].flatten(1) - centers[name]).sum(0)
+            dirs[name] = s if name not in dirs else dirs[name] + s
+    out = {}
+    for name in layers:
+        c = centers[name] if center else torch.zeros_like(dirs[name])
+        out[name] = torch.stack([c, dirs[name] / len(x)])
+    return out
 
 
 def similarity_costs(acts: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]
                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The reference cost ``R_k`` and the batch cost ``B_k`` (scalars, see the module) of each
-    layer in ``reference``, from a batch's activations ``acts`` (``{layer: (B, ...)}``).
-    ``B_k`` is 0 for a batch of one."""
+    layer in ``reference`` (:func:`reference_directions`), from a batch's activations ``acts``
+    (``{layer: (B, ...)}``), both on the activations minus the reference's centre. ``B_k`` is 0
+    for a batch of one."""
     ref, bat = {}, {}
-    for name, direction in reference.items():
-        u = _unit(acts[name])                                   # (B, D)
+    for name, (center, direction) in reference.items():
+        u = _unit(acts[name].flatten(1) - center)               # (B, D)
         ref[name] = (u @ direction).mean()
         b = len(u)
         if b < 2:
@@ -117,8 +160,10 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
              reference_coeff: float = SOURCE_SETTINGS["reference_coeff"],
              batch_coeff: float = SOURCE_SETTINGS["batch_coeff"],
              penalty: float = SOURCE_SETTINGS["penalty"],
-             threshold: float = SOURCE_SETTINGS["threshold"], lr: float = 0.01,
-             max_steps: int = 2000, save_every: int = 10, num_mono_dec_saves: int = 5,
+             threshold: float = SOURCE_SETTINGS["threshold"], objective: str = "probability",
+             lr: float = 0.01,
+             max_steps: int = 2000, min_steps: int = 0, save_every: int = 10,
+             num_mono_dec_saves: int = 5,
              seed: int = 0, progress: bool = True) -> BackworkResult:
     """Grow ``batch_size`` images of ``image_shape`` from uniform noise (seeded by ``seed``)
     until ``model`` gives each ``label`` with probability at least ``threshold``; see the
@@ -135,6 +180,10 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
                          f"({list(reference)}), got {list(layer_coeffs)}")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    # the logit margin over every other class that guarantees p >= threshold, plus a little
+    target_margin = math.log((n_classes - 1) * threshold / (1 - threshold)) + 0.5
     for name, v in (("batch_size", batch_size), ("max_steps", max_steps),
                     ("save_every", save_every), ("num_mono_dec_saves", num_mono_dec_saves)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -153,12 +202,20 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     with tqdm(total=max_steps, desc=f"label {label}", disable=not progress,
               mininterval=2.0) as bar:
         while True:
-            acts = model.activations(x)
+            acts = layer_activations(model, x)
             prob = torch.softmax(acts["logits"], 1)[:, label]
-            if float(prob.detach().min()) >= threshold or step == max_steps:
+            if (float(prob.detach().min()) >= threshold and step >= min_steps) or step == max_steps:
                 break
             ref, bat = similarity_costs(acts, reference)
-            cost = penalty * (1 - prob).mean() + sum(
+            if objective == "probability":
+                miss = (1 - prob).mean()
+            else:
+                z = acts["logits"]
+                others = z.masked_fill(F.one_hot(torch.tensor(label, device=z.device),
+                                                 n_classes).bool(), float("-inf"))
+                margin = z[:, label] - others.max(1).values
+                miss = F.relu(target_margin - margin).mean()
+            cost = penalty * miss + sum(
                 coeffs[k] * (reference_coeff * ref[k] + batch_coeff * bat[k]) for k in coeffs)
             opt.zero_grad(set_to_none=True)
             cost.backward()
@@ -167,9 +224,10 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
             bar.update()
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
-                if step % save_every == 0:
+                if step % save_every == 0 and step < max_steps:   # never return fresh noise
                     history.append(prob.detach())
-                    stuck = _falling(history, num_mono_dec_saves)
+                    # stuck: below the threshold and falling at every one of the last saves
+                    stuck = _falling(history, num_mono_dec_saves) & (prob.detach() < threshold)
                     if stuck.any():
                         x[stuck] = noise(int(stuck.sum()))
                         for state in opt.state[x].values():

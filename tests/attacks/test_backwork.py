@@ -76,3 +76,23 @@ def test_bad_inputs_say_what_is_wrong(net):
     with pytest.raises(ValueError, match="eval mode"):
         backwork(net.train(), label=1, reference=ref, layer_coeffs=(1.0,), progress=False)
     net.eval()
+
+
+def test_centred_costs_and_the_margin_objective(net, images):
+    ref = reference_directions(net, images[:7], layers=("input", "fc1"), center=True)
+    centre = net.activations(images[:7])["fc1"].mean(0)
+    assert torch.allclose(ref["fc1"][0], centre.detach(), atol=1e-5)
+    with torch.no_grad():
+        a = net.activations(images[7:])["fc1"] - centre
+        t = net.activations(images[:7])["fc1"] - centre
+        r, b = similarity_costs({"input": images[7:], "fc1": net.activations(images[7:])["fc1"]},
+                                ref)
+    cos = F.cosine_similarity(a[:, None], t[None], dim=2)
+    assert float(r["fc1"]) == pytest.approx(float(cos.mean()), abs=1e-5)
+    out = backwork(net, label=4, reference=ref, layer_coeffs=(0.0, 1.0), batch_size=3,
+                   objective="margin", threshold=0.99, min_steps=40, max_steps=400, lr=0.05,
+                   seed=0, progress=False)
+    assert out.converged and out.steps >= 40          # polished for at least min_steps
+    with pytest.raises(ValueError, match="objective must be one of"):
+        backwork(net, label=4, reference=ref, layer_coeffs=(0.0, 1.0), objective="hinge",
+                 progress=False)

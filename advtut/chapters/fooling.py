@@ -1,0 +1,243 @@
+"""Chapter 6 (fooling images grown from noise): the experiments around
+:func:`advtut.attacks.backwork.backwork` on the book's MNIST CNN.
+
+Source: the write-up on backworking fooling images from noise for an MNIST CNN, with layer-wise
+reference and batch dissimilarity costs and re-initialisation of stuck inputs;
+``../shared/seeds/002_ebfb0ac1f0c3170c.txt`` (it echoes Nguyen et al., 2015).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from advtut.attacks.backwork import (SOURCE_SETTINGS, BackworkResult, backwork,
+                                    layer_activations, similarity_costs)
+from advtut.evaluation import logits as model_logits
+from advtut.models import FC, MnistCNN
+from advtut.training import train_minibatch
+
+#: The source's numbers: its settings (:data:`advtut.attacks.backwork.SOURCE_SETTINGS`) and
+#: the images it shows, eight per label for all ten labels.
+SOURCE = dict(**SOURCE_SETTINGS, per_label=8, labels=10)
+
+#: The layers the source's costs sit on for our CNN: "each input/hidden layer", lowest first
+#: (four, as the source's four layer coefficients; the logits are left out).
+LAYERS = ("input", "conv1", "conv2", "fc1")
+
+#: The layers every sweep is measured on, with centred cosines (see :func:`measure`).
+MEASURE_LAYERS = ("conv2", "fc1")
+
+
+#: Our design where the costs matter (section "A design where the costs matter"): the costs
+#: on the hidden layers only (the logits of images that must all say the same label cannot be
+#: made unlike each other), each activation centred on the training data's mean before the
+#: cosine, the logit-margin objective (a constant pull until the threshold is guaranteed), and
+#: descent that goes on for ``min_steps`` after reaching the threshold so the costs can act.
+DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin", coeff=10.0)
+
+
+def run_labels(model: nn.Module, reference: dict, *, labels=range(10), seed: int,
+               progress: bool = True, **settings) -> dict[int, BackworkResult]:
+    """:func:`~advtut.attacks.backwork.backwork` for each label (seeded ``seed + label``),
+    with ``settings`` passed on, under one progress bar: ``{label: result}``."""
+    from tqdm.auto import tqdm
+
+    out = {}
+    for k in tqdm(list(labels), desc="labels", disable=not progress, mininterval=2.0):
+        out[int(k)] = backwork(model, label=int(k), reference=reference, seed=seed + int(k),
+                               progress=False, **settings)
+    return out
+
+
+def worst_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n: int = 8
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` training images the model gives the lowest probability of their own label
+    (the source's second figure): indices ``(n,)`` and those probabilities ``(n,)``."""
+    p = torch.softmax(model_logits(model, x).double(), 1)
+    own = p.gather(1, y[:, None].to(p.device))[:, 0]
+    worst = own.argsort()[:n]
+    return worst, own[worst]
+
+
+@torch.no_grad()
+def measure(model: nn.Module, x: torch.Tensor, reference: dict) -> tuple[dict, dict]:
+    """The reference and batch costs (:func:`~advtut.attacks.backwork.similarity_costs`) of
+    the images ``x`` ``(B, ...)`` against ``reference``: one ruler for every design (the
+    chapter uses centred cosines on :data:`MEASURE_LAYERS`), floats per layer."""
+    ref, bat = similarity_costs(layer_activations(model, x), reference)
+    return {k: float(v) for k, v in ref.items()}, {k: float(v) for k, v in bat.items()}
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One setting of a cost sweep (``scale``: the multiplier of the layer coefficients): the
+    fraction of runs (labels) whose batch ``converged``, mean ``steps`` and ``reinits``, and
+    the mean reference and batch costs per layer of the final images measured with one ruler
+    (:func:`measure`)."""
+
+    scale: float
+    converged: float
+    steps: float
+    reinits: float
+    reference_cost: dict
+    batch_cost: dict
+
+
+def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module,
+              ruler: dict) -> SweepRow:
+    """A :class:`SweepRow` from the runs of one setting, measured with ``ruler``."""
+    rs = list(runs.values())
+    measured = [measure(model, r.x, ruler) for r in rs]
+    layers = measured[0][0]
+    return SweepRow(scale, sum(r.converged for r in rs) / len(rs),
+                    sum(r.steps for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
+                    {k: sum(m[0][k] for m in measured) / len(rs) for k in layers},
+                    {k: sum(m[1][k] for m in measured) / len(rs) for k in layers})
+
+
+def digit_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ruler: dict, *,
+                   per_label: int = 8) -> tuple[dict, dict]:
+    """The same costs for real digits: batches of the first ``per_label`` training images of
+    each label, averaged over labels (what a batch of real 3s scores on the ruler)."""
+    refs, bats = [], []
+    for k in range(10):
+        r, b = measure(model, x[y == k][:per_label].to(next(model.parameters()).device),
+                       ruler)
+        refs.append(r)
+        bats.append(b)
+    return ({k: sum(r[k] for r in refs) / 10 for k in refs[0]},
+            {k: sum(b[k] for b in bats) / 10 for k in bats[0]})
+
+
+def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, seed: int,
+          ruler: dict, progress: bool = True, **settings
+          ) -> tuple[list[SweepRow], float | None, dict]:
+    """The source's settings with its layer coefficients multiplied by each of ``scales``, on
+    ``labels`` with at most ``max_steps`` steps (``settings``: further
+    :func:`~advtut.attacks.backwork.backwork` settings; the coefficients are then
+    ``scale`` each, one per reference layer): one :class:`SweepRow` per scale measured with
+    ``ruler``, and the
+    largest pixel difference between the images at scale 0 and at scale 1 when both are
+    swept (0.0: the source's costs change nothing; None when not both scales are run), and
+    the runs themselves, ``{scale: {label: result}}``."""
+    rows, images, all_runs = [], {}, {}
+    base = SOURCE_SETTINGS["layer_coeffs"] if not settings else (1.0,) * len(reference)
+    for scale in scales:
+        runs = run_labels(model, reference, labels=labels, seed=seed, progress=progress,
+                          max_steps=max_steps, layer_coeffs=[c * scale for c in base],
+                          **settings)
+        rows.append(summarise(float(scale), runs, model=model, ruler=ruler))
+        images[float(scale)] = torch.cat([r.x for r in runs.values()])
+        all_runs[float(scale)] = runs
+    diff = None
+    if 0.0 in images and 1.0 in images:
+        diff = float((images[0.0] - images[1.0]).abs().max())
+    return rows, diff, all_runs
+
+
+# --- transfer ---------------------------------------------------------------------------------
+
+def train_mlp(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, device
+              ) -> nn.Module:
+    """A sigmoid MLP (784-256-10, :class:`advtut.models.FC`) trained with SGD and momentum on
+    ``x`` ``(N, 1, 28, 28)``, ``y``; its weights and batch order seeded by ``seed``."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        mlp = FC((256,)).to(device)
+    train_minibatch(mlp, x, y, epochs=epochs, batch_size=64, lr=0.1, momentum=0.9,
+                    schedule="cosine", seed=seed, progress=False)
+    return mlp.eval()
+
+
+def noise_rates(model: nn.Module, *, n: int, seed: int, image_shape=(1, 28, 28),
+                n_classes: int = 10) -> torch.Tensor:
+    """The fraction of ``n`` uniform-noise images (seeded) the model puts in each class:
+    ``(n_classes,)``, the chance level of a label for images that carry no digit."""
+    x = torch.rand(n, *image_shape, generator=torch.Generator().manual_seed(seed))
+    pred = model_logits(model, x).argmax(1)
+    return torch.bincount(pred, minlength=n_classes)[:n_classes].double() / n
+
+
+def transfer(model: nn.Module, runs: dict[int, BackworkResult]) -> dict[int, tuple[float, float]]:
+    """For each label's fooling images: the fraction ``model`` also classifies as that label
+    and its mean probability of it: ``{label: (rate, mean probability)}``."""
+    out = {}
+    for label, r in runs.items():
+        p = torch.softmax(model_logits(model, r.x).double(), 1)
+        out[label] = (float((p.argmax(1) == label).double().mean()), float(p[:, label].mean()))
+    return out
+
+
+# --- a rejection class --------------------------------------------------------------------------
+
+def with_rejection_class(model: MnistCNN) -> MnistCNN:
+    """An 11-class copy of ``model`` (class 10: "fooling image"): every weight copied; the new
+    output row's weights zero and its bias 10 below the smallest of the others, so the copy
+    predicts as ``model`` does wherever some logit exceeds that constant (almost always)."""
+    with torch.random.fork_rng():          # its initial weights are overwritten at once
+        new = MnistCNN(n_classes=11, widths=(model.conv1.out_channels,
+                                             model.conv2.out_channels),
+                       hidden=model.fc1.out_features).to(model.fc2.weight.device)
+    state = copy.deepcopy(model.state_dict())
+    w, b = state["fc2.weight"], state["fc2.bias"]
+    state["fc2.weight"] = torch.cat([w, torch.zeros_like(w[:1])])
+    state["fc2.bias"] = torch.cat([b, b.min().reshape(1) - 10])   # starts out never chosen
+    new.load_state_dict(state)
+    return new.eval()
+
+
+@dataclass(frozen=True)
+class RejectionRound:
+    """After ``round`` rounds of training with fooling images as class 10: ``test_accuracy``
+    on the clean test digits (a digit called class 10 is an error), ``noise_rejected`` (the
+    fraction of uniform noise put in class 10), and for new fooling images with the step
+    budget: ``success`` (fraction of labels whose batch reached the threshold), ``steps``
+    (mean), ``prob`` (mean of each batch's smallest target probability)."""
+
+    round: int
+    test_accuracy: float
+    noise_rejected: float
+    success: float
+    steps: float
+    prob: float
+
+
+def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Tensor,
+                     x_test: torch.Tensor, y_test: torch.Tensor, *, rounds: int, labels,
+                     budget: int, repeat: int, seed: int, settings: dict, n_noise: int,
+                     progress: bool = True) -> tuple[list[RejectionRound], MnistCNN]:
+    """Generate, add, retrain: round 0 measures ``model`` given an 11th output that is never
+    chosen; each later round adds the fooling images found on the current network (label 10,
+    each repeated ``repeat`` times) to the training digits ``x``, ``y`` and trains the network
+    one more epoch. Fooling images are measured with at most ``budget`` steps per label
+    (``labels``), with ``reference_fn(model)`` giving each network's reference directions.
+    ``repeat=0`` is the control: the same rounds of training on the digits alone.
+    Returns one :class:`RejectionRound` per round (``rounds + 1``) and the last network."""
+    net = with_rejection_class(model)
+    pool_x, pool_y = [], []
+    out = []
+    for r in range(rounds + 1):
+        runs = run_labels(net, reference_fn(net), labels=labels, seed=seed + 100 * r,
+                          progress=progress, max_steps=budget, **settings)
+        pred = model_logits(net, x_test).argmax(1)
+        out.append(RejectionRound(
+            r, float((pred == y_test.to(pred.device)).double().mean()),
+            float(noise_rates(net, n=n_noise, seed=seed, n_classes=11)[10]),
+            sum(v.converged for v in runs.values()) / len(runs),
+            sum(v.steps for v in runs.values()) / len(runs),
+            sum(float(v.prob.min()) for v in runs.values()) / len(runs)))
+        if r == rounds:
+            break
+        pool_x += [v.x.cpu() for v in runs.values()]
+        pool_y += [torch.full((len(v.x),), 10, dtype=torch.long) for v in runs.values()]
+        fx = torch.cat(pool_x).repeat(repeat, 1, 1, 1)      # empty for the control
+        fy = torch.cat(pool_y).repeat(repeat)
+        train_minibatch(net, torch.cat([x.float(), fx]), torch.cat([y, fy]), epochs=1,
+                        batch_size=128,
+                        lr=0.01, momentum=0.9, schedule="cosine", seed=seed + r,
+                        progress=False)
+        net.eval()
+    return out, net

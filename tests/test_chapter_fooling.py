@@ -1,0 +1,91 @@
+"""Chapter 6's experiments on a tiny CNN, against references computed by hand."""
+import pytest
+import torch
+
+import advtut.chapters.fooling as ch6
+import advtut.chapters.fooling_report as report
+from advtut.attacks.backwork import reference_directions
+from advtut.models import MnistCNN
+from advtut.results import check_results
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    net = MnistCNN(widths=(4, 8), hidden=16).eval()
+    with torch.no_grad():
+        net.fc1.weight.mul_(5)
+        net.fc2.weight.mul_(20)
+    return net
+
+
+@pytest.fixture(scope="module")
+def digits():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(30, 1, 28, 28, generator=g), torch.randint(0, 10, (30,), generator=g)
+
+
+def test_worst_training_are_the_lowest_own_label_probabilities(net, digits):
+    x, y = digits
+    idx, p = ch6.worst_training(net, x, y, n=4)
+    own = torch.softmax(net(x).double(), 1).gather(1, y[:, None])[:, 0]
+    assert torch.allclose(p, own.sort().values[:4].detach())
+    assert torch.allclose(own[idx].detach(), p)
+
+
+def test_rejection_copy_predicts_as_the_original_with_an_eleventh_output(net, digits):
+    x, _ = digits
+    new = ch6.with_rejection_class(net)
+    out_old, out_new = net(x), new(x)
+    assert out_new.shape == (30, 11)
+    assert torch.allclose(out_new[:, :10], out_old)
+    assert torch.equal(out_new.argmax(1), out_old.argmax(1))
+    assert torch.allclose(out_new[:, 10], out_old.min(1).values.new_full((30,), 0)
+                          + float(net.fc2.bias.min()) - 10)          # a constant, 10 below
+    assert net.fc2.out_features == 10                                 # the original untouched
+
+
+def test_noise_rates_and_transfer_count_what_they_say(net):
+    rates = ch6.noise_rates(net, n=50, seed=0)
+    assert rates.shape == (10,) and float(rates.sum()) == pytest.approx(1.0)
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    runs = ch6.run_labels(net, ref, labels=(2, 5), seed=0, progress=False, batch_size=3,
+                          threshold=0.99, lr=0.05, max_steps=300)
+    t = ch6.transfer(net, runs)                     # the same network: every image transfers
+    assert {k: v[0] for k, v in t.items()} == {2: 1.0, 5: 1.0}
+    assert all(v[1] >= 0.99 for v in t.values())
+    ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
+    row = ch6.summarise(1.0, runs, model=net, ruler=ruler)
+    assert row.converged == 1.0 and row.steps == sum(r.steps for r in runs.values()) / 2
+    by_hand = [ch6.measure(net, r.x, ruler)[1]["fc1"] for r in runs.values()]
+    assert row.batch_cost["fc1"] == pytest.approx(sum(by_hand) / 2)
+    entries = report.labels_entries(runs, what="toy")
+    doc = {"chapter": "06_fooling_from_noise", "profile": "quick", "seed": 0, "device": "cpu",
+           "runtime_s": 1.0, "results": entries}
+    assert len(check_results(doc)) == 1            # 0.99 < the source's 0.999: the gate fails
+
+
+def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
+    rows, diff, runs = ch6.sweep(net, ref, scales=(0.0, 1.0), labels=(1,), max_steps=20,
+                                 seed=0, ruler=ruler, progress=False)
+    assert [r.scale for r in rows] == [0.0, 1.0] and set(runs) == {0.0, 1.0}
+    assert diff == float((runs[0.0][1].x - runs[1.0][1].x).abs().max())
+    _, none, _ = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=5, seed=0,
+                           ruler=ruler, progress=False)
+    assert none is None
+
+
+def test_rejection_rounds_add_a_class_and_the_control_adds_no_images(net, digits):
+    x, y = digits
+    ref_fn = lambda m: reference_directions(m, x[:10], layers=ch6.LAYERS)   # noqa: E731
+    kw = dict(rounds=1, labels=(1,), budget=5, seed=0, settings={}, n_noise=20,
+              progress=False)
+    rounds, last = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=2, **kw)
+    assert [r.round for r in rounds] == [0, 1] and last.fc2.out_features == 11
+    assert all(0 <= r.test_accuracy <= 1 and 0 <= r.noise_rejected <= 1 for r in rounds)
+    control, _ = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=0, **kw)
+    assert control[0] == rounds[0]                    # round 0 is the same network
+    mlp = ch6.train_mlp(x, y, epochs=1, seed=0, device="cpu")
+    assert mlp(x).shape == (30, 10) and not mlp.training
