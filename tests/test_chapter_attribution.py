@@ -103,3 +103,15 @@ def test_completeness_rows_and_the_report_entries_check(data):
 def test_fgsm_matches_foolbox_in_the_chapter(data):
     x, y = data
     assert ch7.fgsm_matches_foolbox(_net(), x, y, eps=0.1) == 0.0
+
+
+def test_all_maps_and_their_agreement(data):
+    x, y = data
+    x = x.repeat(1, 1, 4, 4)[:, :, :28, :28]
+    t = ch7.train("fashion", x, y, x, y, epochs=1, seed=0, device="cpu", n_classes=10,
+                  watch=(x[:3], y[:3]), every=1, progress=False)
+    maps = ch7.all_maps(t, x[:3], y[:3], patch=4, ig_steps=8)
+    assert list(maps) == [*ch7.METHODS, "occlusion", "over training"]
+    assert all(m.shape == x[:3].shape and m.min() >= 0 for m in maps.values())
+    same = ch7.map_agreement(maps, "gradient", ("gradient", "occlusion"))
+    assert same[0] == pytest.approx(1.0) and -1 <= same[1] < 1

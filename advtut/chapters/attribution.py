@@ -16,7 +16,8 @@ from torch import nn
 from advtut.attacks.gradient import (flip_curve, gradient_step, loss_gradient, random_signs,
                                      step_direction)
 from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_map, gradient,
-                                gradient_x_input, integrated_gradients, rank_correlation)
+                                gradient_x_input, integrated_gradients, occlusion,
+                                rank_correlation)
 from advtut.evaluation import error_rate, logits as model_logits
 from advtut.models import ImageCNN, MnistCNN
 from advtut.training import train_minibatch
@@ -239,6 +240,28 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
             "gradient x input": gradient_x_input(model, x, target=target),
             "integrated gradients": integrated_gradients(
                 model, x, target=target, steps=ig_steps).attributions.abs()}
+
+
+def all_maps(trained: Trained, x: torch.Tensor, target: torch.Tensor, *, patch: int,
+             ig_steps: int) -> dict[str, torch.Tensor]:
+    """Every map of the watched images ``x`` (those of ``trained.recorder``) for ``target``'s
+    output: :func:`attribution_maps`, occlusion with a ``patch``-pixel window at half-patch
+    stride (the drop, where positive) and the source's integral over training; each ``x``'s
+    shape, as magnitudes."""
+    maps = attribution_maps(trained.model, x, target, ig_steps=ig_steps)
+    maps["occlusion"] = occlusion(trained.model, x, patch=patch, stride=max(1, patch // 2),
+                                  target=target).clamp_min(0)
+    maps["over training"] = trained.recorder.integrated.abs()
+    return maps
+
+
+def map_agreement(maps: dict[str, torch.Tensor], a: str, others) -> list[float]:
+    """Mean rank correlation of map ``a`` with each map in ``others`` (magnitudes summed over
+    channels), one float per other map."""
+    def flat(m):
+        return m.abs().sum(1, keepdim=True)
+
+    return [float(rank_correlation(flat(maps[a]), flat(maps[b])).mean()) for b in others]
 
 
 def sanity_check(trained: nn.Module, initial: nn.Module, layers, x: torch.Tensor,
