@@ -30,6 +30,16 @@ PROFILES: dict[str, dict[str, dict]] = {
         "full": dict(epochs=30, decays=(0.0005, 10.0, 100.0, 500.0, 2_000.0, 5_000.0, 20_000.0),
                      sizes=(8, 16, 32), n_fool=500, n_exact=40, lr_steps=200, lesson_images=10_000),
     },
+    "03_units_directions": {
+        # The MNIST CNN itself is trained as "mnist_cnn" says. k: images per direction (a row of
+        # the figures); n_units, n_random: units drawn among the live ones (all of them when
+        # fewer are live), random directions and random k-subsets per layer; n_rows: rows per figure. The flowers CNN (used when no
+        # ImageNet AlexNet is loaded): image size, widths and epochs.
+        "quick": dict(k=8, n_units=1_000, n_random=1_000, n_rows=4, flower_size=64,
+                      flower_widths=(16, 32, 64), flower_epochs=5),
+        "full": dict(k=8, n_units=3_000, n_random=3_000, n_rows=4, flower_size=128,
+                     flower_widths=(32, 64, 128), flower_epochs=30),
+    },
     "04_lbfgs_mnist": {
         # quick: every table on a seeded 10,000-image subset with capped L-BFGS, 200 attacked
         # images per model; full: the paper's 60,000 (30,000 per half), L-BFGS to convergence

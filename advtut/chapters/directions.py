@@ -1,0 +1,336 @@
+"""Chapter 3: units against random directions (Szegedy et al., 2014, section 3).
+
+The source looks at the held-out images that maximise ``<phi(x), e_i>`` for units ``e_i`` of a
+layer ``phi`` and ``<phi(x), v>`` for random directions ``v``, finds the rows "semantically
+related" in both cases and concludes that "the natural basis is not better than a random basis".
+It shows pictures and gives no number. This module turns the comparison into numbers: for many
+units and many random directions of a layer, the coherence of their top-k images (label purity;
+mean centred cosine in another layer, the *judge*), beside two baselines (k random images; the
+class-mean directions), compared with :func:`advtut.directions.compare`.
+
+Networks: the book's MNIST CNN (:func:`advtut.zoo.book_mnist_cnn`) over the MNIST test set, as the
+source; an RGB network for Figures 3-4: torchvision's AlexNet over Tiny ImageNet's validation
+images when ImageNet weights can be loaded, otherwise the book's
+:class:`~advtut.models.ImageCNN` trained here on the flower photos, over their held-out fifth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import advtut.models
+import advtut.training
+from advtut.cache import cache_path, data_digest, load_or_compute
+from advtut.directions import (Comparison, class_mean_directions, compare, label_purity,
+                               live_units, mean_pairwise_cosine, random_directions,
+                               random_subsets, top_k_along, unit_directions)
+from advtut.models import ImageCNN
+from advtut.training import train_minibatch
+
+__all__ = ["SOURCE", "FAMILIES", "MNIST_LAYERS", "FLOWER_LAYERS", "ALEXNET_LAYERS",
+           "FLOWERS_TRAINING", "flowers_cnn", "layer_features", "Coherence", "coherence",
+           "top_k_exact", "verdict", "effect_size", "purity_position", "PhotoNet", "photo_network", "imagenet_transform", "MNIST_JUDGE", "FLOWER_JUDGE",
+           "ALEXNET_JUDGE"]
+
+#: What the source says (section 3): rows of top images are "semantically related" both for
+#: units and for random directions; "the natural basis is not better than a random basis".
+#: It reports no number.
+SOURCE = dict(claim="no distinction")
+
+#: The direction families, in the order of the tables: the source's two, the random directions
+#: restricted to non-negative coordinates (like a unit of a ReLU layer), and the two baselines.
+FAMILIES = ("units", "random", "random ≥ 0", "random images", "class means")
+
+#: The layers studied (name: the reader's label) and the judge layer of each network. MNIST CNN:
+#: the last feature layer (``relu3``, 256 units) and the second convolutional block (``pool2``,
+#: 64 x 7 x 7 = 3,136 coordinates); the judge is ``pool1``.
+MNIST_LAYERS = {"relu3": "fc1 + ReLU (last feature layer)", "pool2": "conv2 + ReLU + pool"}
+MNIST_JUDGE = "pool1"
+#: The flowers' ImageCNN: global average pool (the last feature layer) and the second block.
+FLOWER_LAYERS = {"avgpool": "average pool (last feature layer)", "pool2": "block 2 + pool"}
+FLOWER_JUDGE = "pool1"
+#: torchvision's AlexNet: fc7 after its ReLU (``classifier[5]``, 4,096 units, the last feature
+#: layer), pool5 (``features[12]``, 256 x 6 x 6); the judge is pool1 (``features[2]``).
+ALEXNET_LAYERS = {"fc7": ("classifier", 5), "pool5": ("features", 12)}
+ALEXNET_JUDGE = ("features", 2)
+
+#: How :func:`flowers_cnn` trains (the settings chapter 7 uses for its flowers CNN).
+FLOWERS_TRAINING = dict(batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine")
+
+
+def flowers_cnn(x: torch.Tensor, y: torch.Tensor, *, widths: tuple[int, ...], epochs: int,
+                seed: int, device="cpu", cache_dir=None, progress: bool = True
+                ) -> tuple[ImageCNN, dict]:
+    """An :class:`~advtut.models.ImageCNN` with ``widths`` trained on the flower photos ``x``
+    ``(N, 3, H, W)`` in [0, 1] and ``y`` ``(N,)`` (five classes) with :data:`FLOWERS_TRAINING`.
+    Returns the model in eval mode on ``device`` and ``{"seconds", "cached"}``; with
+    ``cache_dir`` the weights are kept under a name holding a hash of everything that shapes
+    them (:mod:`advtut.cache`)."""
+    device = torch.device(device)
+    key = {**FLOWERS_TRAINING, "widths": tuple(widths), "epochs": epochs,
+           "device": device.type, "data": data_digest(x, y)}
+    path = cache_path(cache_dir, "ImageCNN", "flowers", f"seed{seed}", settings=key,
+                      code=(advtut.models, advtut.training, flowers_cnn))
+    cached = path is not None and path.is_file()
+
+    def new():
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return ImageCNN(widths=tuple(widths), n_classes=5).to(device)
+
+    def train():
+        model = new()
+        log = train_minibatch(model, x, y, epochs=epochs, seed=seed, progress=progress,
+                              desc="flowers CNN", **FLOWERS_TRAINING)
+        if log.diverged:
+            raise RuntimeError("training the flowers CNN diverged: lower its learning rate")
+        return {"state": model.state_dict(), "seconds": log.seconds}
+
+    saved = load_or_compute(path, train)
+    model = new()
+    model.load_state_dict(saved["state"])
+    return model.eval(), {"seconds": float(saved["seconds"]), "cached": cached}
+
+
+def _hooked(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor):
+    out, handles = {}, []
+    for name, module in modules.items():
+        def hook(_m, _i, o, name=name):
+            out[name] = o.detach().clone()
+        handles.append(module.register_forward_hook(hook))
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+@torch.no_grad()
+def layer_features(model: nn.Module, x: torch.Tensor, layers, *, batch_size: int = 250,
+                   transform=None) -> dict[str, torch.Tensor]:
+    """Each named layer's output for the images ``x`` ``(N, C, H, W)``, flattened: ``{name:
+    (N, D)}`` float32 on the CPU, computed in batches on the model's device in eval mode.
+
+    ``layers``: names of ``model.activations`` (the book's networks), or a mapping from a name
+    to a ``(part, index)`` of a torchvision model such as AlexNet (read with forward hooks).
+    ``transform``: applied to each batch first (resizing and normalising for AlexNet).
+    """
+    device = next(model.parameters()).device
+    hooks = not hasattr(model, "activations")
+    if hooks:
+        if not isinstance(layers, dict):
+            raise ValueError("layers must map names to (part, index) for a model without "
+                             "an activations method")
+        try:
+            modules = {n: getattr(model, part)[i] for n, (part, i) in layers.items()}
+        except (AttributeError, IndexError, TypeError, ValueError):
+            raise ValueError(f"layers must map names to (part, index) of the model's "
+                             f"submodules, such as {{'fc7': ('classifier', 5)}}; got "
+                             f"{layers!r}") from None
+    elif missing := [n for n in layers if n not in model.layer_names]:
+        raise ValueError(f"layers {missing} are not among the model's {model.layer_names}")
+    was = model.training
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device).float()
+            if transform is not None:
+                xb = transform(xb)
+            acts = _hooked(model, modules, xb) if hooks else model.activations(xb)
+            for n in layers:
+                chunks[n].append(acts[n].flatten(1).float().cpu())
+    finally:
+        model.train(was)
+    return {n: torch.cat(c) for n, c in chunks.items()}
+
+
+def imagenet_transform(x: torch.Tensor) -> torch.Tensor:
+    """Images ``(N, 3, h, w)`` in [0, 1] as AlexNet expects them: resized (bilinear) to 224 x 224
+    and normalised with ImageNet's channel means and deviations."""
+    mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
+    x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=False)
+    return (x - mean) / std
+
+
+@dataclass(frozen=True)
+class PhotoNet:
+    """The network of Figures 3-4 and its pool of held-out photos.
+
+    ``model`` (eval mode, on the device); ``x`` ``(N, 3, H, W)`` in [0, 1], ``y`` ``(N,)``,
+    ``class_names``: the pool; ``features``: :func:`layer_features` of the studied layers and
+    the judge (``"judge"``), ``(N, D)`` each; ``layers``: name -> the reader's label; ``what``:
+    a sentence saying which network and which pool; ``accuracy``: on the pool (None for
+    AlexNet, whose 1,000 ImageNet classes are not the pool's labels).
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: tuple[str, ...]
+    features: dict[str, torch.Tensor]
+    layers: dict[str, str]
+    what: str
+    accuracy: float | None
+
+
+def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=None,
+                  progress: bool = True) -> PhotoNet:
+    """AlexNet over Tiny ImageNet's validation images when ``alexnet_weights`` is given
+    (``"download"`` or a state dict's path, see :func:`advtut.chapters.spectral.alexnet`);
+    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`flowers_cnn`
+    (``cfg``: the chapter's profile row) over the flowers' held-out fifth."""
+    from advtut.data import load_flowers, load_tiny_imagenet
+    from advtut.evaluation import error_rate
+
+    if alexnet_weights is not None:
+        from advtut.chapters.spectral import alexnet
+        model, what = alexnet(alexnet_weights, seed=seed)
+        model = model.to(device)
+        pool = load_tiny_imagenet("val")
+        specs = {**ALEXNET_LAYERS, "judge": ALEXNET_JUDGE}
+        feats = layer_features(model, pool.x, specs, transform=imagenet_transform)
+        return PhotoNet(model, pool.x, pool.y, pool.class_names, feats,
+                        {"fc7": "fc7 + ReLU (last feature layer)", "pool5": "conv5 + pool"},
+                        f"{what}, over Tiny ImageNet's {len(pool):,} validation images "
+                        "(64 px, resized to 224)", None)
+    size = cfg["flower_size"]
+    train = load_flowers("train", image_size=size, seed=seed)
+    pool = load_flowers("val", image_size=size, seed=seed)
+    model, _ = flowers_cnn(train.x, train.y, widths=cfg["flower_widths"],
+                           epochs=cfg["flower_epochs"], seed=seed, device=device,
+                           cache_dir=cache_dir, progress=progress)
+    feats = layer_features(model, pool.x, [*FLOWER_LAYERS, FLOWER_JUDGE])
+    feats["judge"] = feats.pop(FLOWER_JUDGE)
+    acc = 1 - error_rate(model, pool.x, pool.y)
+    return PhotoNet(model, pool.x, pool.y, pool.class_names, feats, dict(FLOWER_LAYERS),
+                    f"the book's ImageCNN (widths {tuple(cfg['flower_widths'])}) trained "
+                    f"{cfg['flower_epochs']} epochs on {len(train):,} flower photos at {size} px, "
+                    f"over the {len(pool):,} held-out photos (no ImageNet weights were given)",
+                    acc)
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """One layer's comparison.
+
+    ``layer``; ``width``: its number of coordinates; ``live``: how many units have a top-k that
+    is not a tie among silent images (:func:`advtut.directions.live_units`); ``units``
+    ``(U,)``: the units drawn among those; ``directions`` ``(M, width)``: the random
+    directions; ``top``: for each family of :data:`FAMILIES`, its top-k images ``(M, k)``
+    (indices into the pool); ``purity``, ``cosine``: for each family its scores ``(M,)``
+    (label purity, mean centred cosine in the judge layer); ``tests``: ``(score, other family)
+    -> Comparison`` of the units against that family; ``labels`` ``(N,)``: the pool's labels.
+    """
+
+    layer: str
+    width: int
+    live: int
+    units: torch.Tensor
+    directions: torch.Tensor
+    top: dict[str, torch.Tensor]
+    purity: dict[str, torch.Tensor]
+    cosine: dict[str, torch.Tensor]
+    tests: dict[tuple[str, str], Comparison]
+    labels: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return self.top["units"].shape[1]
+
+
+def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, layer: str,
+              k: int, n_units: int, n_random: int, seed: int) -> Coherence:
+    """Units, random directions and the baselines of one layer, scored.
+
+    ``features`` ``(N, D)``: the layer over the pool of held-out images; ``judge`` ``(N, D')``:
+    another layer, where the top-k images' similarity is measured (centred on the pool's mean, so
+    that the shared positive part of ReLU features does not make every cosine near 1); ``y``
+    ``(N,)``: the pool's labels. ``n_units`` units are drawn (seeded) among the live ones (all of
+    them if fewer), ``n_random`` random directions and ``n_random`` random k-subsets. The units
+    are compared (:func:`advtut.directions.compare`) with the signed random directions and
+    with the random images; the non-negative directions' rows repeat each other too much for a
+    test (see their overlap), so they get scores only.
+    """
+    if len(judge) != len(features) or y.shape != (len(features),):
+        raise ValueError(f"features, judge and y must cover the same {len(features)} images, got "
+                         f"{len(judge)} and {tuple(y.shape)}")
+    for name, value in (("n_units", n_units), ("n_random", n_random)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError(f"{name} must be an integer of at least 2, got {value!r}")
+    dim = features.shape[1]
+    live = live_units(features, k)
+    if len(live) < 2:
+        raise ValueError(f"layer {layer!r}: only {len(live)} of its {dim} units fire on at least "
+                         f"{k} images; choose another layer or a smaller k")
+    g = torch.Generator().manual_seed(seed)
+    units = live[torch.randperm(len(live), generator=g)[:n_units]].sort().values
+    directions = random_directions(dim, n_random, seed=seed + 1)
+    top = {
+        "units": top_k_along(features, unit_directions(dim, units.tolist()), k),
+        "random": top_k_along(features, directions, k),
+        "random ≥ 0": top_k_along(features, random_directions(dim, n_random, seed=seed + 2,
+                                                              nonnegative=True), k),
+        "random images": random_subsets(len(features), n_random, k, seed=seed + 3),
+        "class means": top_k_along(features, class_mean_directions(features, y), k),
+    }
+    centred = judge.float() - judge.float().mean(0)
+    purity = {f: label_purity(t, y) for f, t in top.items()}
+    cosine = {f: mean_pairwise_cosine(t, centred) for f, t in top.items()}
+    tests = {}
+    for other in ("random", "random images"):
+        tests[("purity", other)] = compare(purity["units"], purity[other], seed=seed)
+        tests[("cosine", other)] = compare(cosine["units"], cosine[other], seed=seed)
+    return Coherence(layer, dim, len(live), units, directions, top, purity, cosine, tests,
+                     y.clone())
+
+
+def top_k_exact(features: torch.Tensor, units: torch.Tensor, top: torch.Tensor) -> float:
+    """The share of ``units`` whose ``top`` ``(U, k)`` images hold exactly the k largest values
+    of the unit's column (checked against a full sort, independently of ``topk``): 1.0 when the
+    selection is right."""
+    k = top.shape[1]
+    ok = [torch.equal(features[t, u].sort(descending=True).values,
+                      features[:, u].sort(descending=True).values[:k])
+          for u, t in zip(units.tolist(), top)]
+    return sum(ok) / len(ok)
+
+
+def verdict(c: Comparison, *, other: str = "random directions") -> str:
+    """The source's claim put to a number, from the 95% interval of the probability ``P`` that
+    a unit's row scores higher than one of ``other``'s: ``"no distinction"`` when the whole
+    interval is negligible (within [0.44, 0.56]); ``"units more coherent"`` or ``"<other>
+    more coherent"`` when it excludes 0.5 on that side, followed by the size of ``|P - 0.5|``
+    on Vargha and Delaney's scale in brackets (``"(small)"``); otherwise ``"inconclusive"``
+    (more directions would tell)."""
+    if c.negligible:
+        return "no distinction"
+    size = effect_size(abs(c.superiority - 0.5))
+    if c.low > 0.5:
+        return f"units more coherent ({size})"
+    if c.high < 0.5:
+        return f"{other} more coherent ({size})"
+    return "inconclusive"
+
+
+def effect_size(edge: float) -> str:
+    """Vargha and Delaney's words for ``|P - 0.5|``: negligible below 0.06, small below 0.14,
+    medium below 0.21, large above."""
+    for bound, word in ((0.06, "negligible"), (0.14, "small"), (0.21, "medium")):
+        if edge < bound:
+            return word
+    return "large"
+
+
+def purity_position(c: Coherence, family: str) -> float:
+    """Where ``family``'s mean label purity lies between the random images (0) and the
+    class-mean directions (1); above 1 when the family is purer than the class means."""
+    lo, hi = float(c.purity["random images"].mean()), float(c.purity["class means"].mean())
+    if hi <= lo:
+        raise ValueError(f"{c.layer}: the class means are no purer than random images")
+    return (float(c.purity[family].mean()) - lo) / (hi - lo)
