@@ -1,6 +1,8 @@
 """The book's trained networks, trained once and reused from a cache that is never stale.
 
-Chapters 3, 5 and 6 study the same MNIST CNN (:class:`advtut.models.MnistCNN`). Each trains it
+Chapters 3, 5 and 6 study the same MNIST CNN (:class:`advtut.models.MnistCNN`); chapter 3 also
+trains an :class:`~advtut.models.ImageCNN` on the flower photos with :func:`flowers_cnn`, the
+settings chapter 7 uses for its own (:data:`FLOWERS_CNN_TRAINING`). Each trains it
 with :func:`mnist_cnn`; with a ``cache_dir`` (the book passes one per build) the first chapter
 trains it and the others load it. The cache file's name holds a hash of the training settings,
 the training images, the device type and the source of the code that trains it
@@ -25,10 +27,11 @@ from torch import nn
 import advtut.models
 import advtut.training
 from advtut.cache import cache_path, data_digest, load_or_compute
-from advtut.models import MnistCNN
+from advtut.models import ImageCNN, MnistCNN
 from advtut.training import train_minibatch
 
-__all__ = ["MNIST_CNN_TRAINING", "mnist_cnn", "BookCNN", "book_mnist_cnn"]
+__all__ = ["MNIST_CNN_TRAINING", "mnist_cnn", "BookCNN", "book_mnist_cnn",
+           "FLOWERS_CNN_TRAINING", "flowers_cnn"]
 
 #: How :func:`mnist_cnn` trains (SGD with momentum, cosine learning rate, batches of 128):
 #: 98.9% test accuracy after two epochs on the 60,000 training digits.
@@ -116,3 +119,43 @@ def book_mnist_cnn(*, profile: str, seed: int, device="cpu", cache_dir=None,
     model, info = mnist_cnn(x, y, epochs=cfg["epochs"], seed=seed, device=device,
                             cache_dir=cache_dir, progress=progress)
     return BookCNN(model, x, y, info, cfg["epochs"])
+
+
+#: How the flowers' :class:`~advtut.models.ImageCNN` trains (Adam, cosine learning rate, batches
+#: of 32): chapter 3's :func:`flowers_cnn` and chapter 7's flowers CNN.
+FLOWERS_CNN_TRAINING = dict(batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine")
+
+
+def flowers_cnn(x: torch.Tensor, y: torch.Tensor, *, widths: tuple[int, ...], epochs: int,
+                seed: int, device="cpu", cache_dir=None, progress: bool = True
+                ) -> tuple[ImageCNN, dict]:
+    """An :class:`~advtut.models.ImageCNN` with ``widths`` trained on the flower photos ``x``
+    ``(N, 3, H, W)`` in [0, 1] and ``y`` ``(N,)`` (five classes) with
+    :data:`FLOWERS_CNN_TRAINING`, its initial weights and batch order seeded by ``seed``.
+    Returns the model in eval mode on ``device`` and ``{"seconds": float, "cached": bool}``;
+    with ``cache_dir`` the weights are kept under a name holding a hash of everything that
+    shapes them, as for :func:`mnist_cnn`."""
+    device = torch.device(device)
+    key = {**FLOWERS_CNN_TRAINING, "widths": tuple(widths), "epochs": epochs,
+           "device": device.type, "data": data_digest(x, y)}
+    path = cache_path(cache_dir, "ImageCNN", "flowers", f"seed{seed}", settings=key,
+                      code=(advtut.models, advtut.training, sys.modules[__name__]))
+    cached = path is not None and path.is_file()
+
+    def new():
+        with torch.random.fork_rng():   # seeded weights; the caller's RNGs are kept
+            torch.manual_seed(seed)
+            return ImageCNN(widths=tuple(widths), n_classes=5).to(device)
+
+    def train():
+        model = new()
+        log = train_minibatch(model, x, y, epochs=epochs, seed=seed, progress=progress,
+                              desc="flowers CNN", **FLOWERS_CNN_TRAINING)
+        if log.diverged:
+            raise RuntimeError("training the flowers CNN diverged: lower its learning rate")
+        return {"state": model.state_dict(), "seconds": log.seconds}
+
+    saved = load_or_compute(path, train)
+    model = new()
+    model.load_state_dict(saved["state"])
+    return model.eval(), {"seconds": float(saved["seconds"]), "cached": cached}

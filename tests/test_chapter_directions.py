@@ -8,6 +8,7 @@ import advtut.chapters.directions_report as report
 from advtut.directions import Comparison
 from advtut.models import ImageCNN, MnistCNN
 from advtut.results import check_results
+from advtut.zoo import flowers_cnn
 
 
 def _indicator_layer(n_per_class=30, n_classes=4, noise=0.05, seed=0):
@@ -90,6 +91,9 @@ def test_layer_features_match_the_networks_activations():
     assert f["relu3"].shape == (7, 16) and f["pool2"].shape == (7, 8 * 7 * 7)
     with torch.no_grad():
         assert torch.allclose(f["pool2"], cnn.activations(x)["pool2"].flatten(1))
+    cnn.train()                                            # the caller's mode is kept
+    ch3.layer_features(cnn, x, ["relu3"])
+    assert cnn.training
     with pytest.raises(ValueError, match=r"layers \['fc9'\] are not among"):
         ch3.layer_features(cnn, x, ["fc9"])
 
@@ -114,9 +118,9 @@ def test_alexnet_layers_read_by_hooks():
 def test_flowers_cnn_is_cached_and_reloaded(tmp_path):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(16, 3, 16, 16, generator=g), torch.arange(16) % 5
-    a, info_a = ch3.flowers_cnn(x, y, widths=(4, 8), epochs=1, seed=0, cache_dir=tmp_path,
+    a, info_a = flowers_cnn(x, y, widths=(4, 8), epochs=1, seed=0, cache_dir=tmp_path,
                                 progress=False)
-    b, info_b = ch3.flowers_cnn(x, y, widths=(4, 8), epochs=1, seed=0, cache_dir=tmp_path,
+    b, info_b = flowers_cnn(x, y, widths=(4, 8), epochs=1, seed=0, cache_dir=tmp_path,
                                 progress=False)
     assert isinstance(a, ImageCNN) and not info_a["cached"] and info_b["cached"]
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(),
@@ -134,10 +138,10 @@ def test_report_entries_pass_the_gate_and_figures_draw():
     names = [r["name"] for r in res]
     assert len(names) == len(set(names))
     images = torch.rand(len(y), 1, 8, 8)
-    fig = report.rows_figure(images, layers["toy"], "units", [str(i) for i in range(4)],
+    fig = report.rows_figure(images, y, layers["toy"], "units", [str(i) for i in range(4)],
                              n_rows=3)
     assert len(fig.axes) == 3 * 5
     with pytest.raises(ValueError, match="family must be"):
-        report.rows_figure(images, layers["toy"], "class means", "0123", n_rows=2)
+        report.rows_figure(images, y, layers["toy"], "class means", "0123", n_rows=2)
     assert report.largest_edge(layers) <= 0.5
     assert len(report.verdict_table({"toy": layers}).data) == 1

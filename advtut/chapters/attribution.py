@@ -21,6 +21,7 @@ from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_
 from advtut.evaluation import error_rate, logits as model_logits
 from advtut.models import ImageCNN, MnistCNN
 from advtut.training import train_minibatch
+from advtut.zoo import FLOWERS_CNN_TRAINING
 
 #: The source's numbers. Accuracies are test-set fractions; ``resist``: "around a third of all
 #: inputs" keep their output under the sign step after 40 epochs (flowers); ``eps``: its step
@@ -35,7 +36,7 @@ PAIRS = (("roses", "dandelion"), ("sunflowers", "tulips"), ("tulips", "roses"))
 #: How each dataset's network trains (:func:`advtut.training.train_minibatch` settings).
 TRAINING = {
     "fashion": dict(batch_size=64, lr=0.05, momentum=0.9, optimizer="sgd", schedule="cosine"),
-    "flowers": dict(batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine"),
+    "flowers": FLOWERS_CNN_TRAINING,
 }
 
 #: The layers each network's sanity check re-initialises, top first (module names).

@@ -11,7 +11,8 @@ class-mean directions), compared with :func:`advtut.directions.compare`.
 Networks: the book's MNIST CNN (:func:`advtut.zoo.book_mnist_cnn`) over the MNIST test set, as the
 source; an RGB network for Figures 3-4: torchvision's AlexNet over Tiny ImageNet's validation
 images when ImageNet weights can be loaded, otherwise the book's
-:class:`~advtut.models.ImageCNN` trained here on the flower photos, over their held-out fifth.
+:class:`~advtut.models.ImageCNN` trained on the flower photos (:func:`advtut.zoo.flowers_cnn`),
+over their held-out fifth.
 """
 from __future__ import annotations
 
@@ -21,19 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import advtut.models
-import advtut.training
-from advtut.cache import cache_path, data_digest, load_or_compute
 from advtut.directions import (Comparison, class_mean_directions, compare, label_purity,
                                live_units, mean_pairwise_cosine, random_directions,
                                random_subsets, top_k_along, unit_directions)
-from advtut.models import ImageCNN
-from advtut.training import train_minibatch
+from advtut.evaluation import eval_mode
 
-__all__ = ["SOURCE", "FAMILIES", "MNIST_LAYERS", "FLOWER_LAYERS", "ALEXNET_LAYERS",
-           "FLOWERS_TRAINING", "flowers_cnn", "layer_features", "Coherence", "coherence",
-           "top_k_exact", "verdict", "effect_size", "purity_position", "PhotoNet", "photo_network", "imagenet_transform", "MNIST_JUDGE", "FLOWER_JUDGE",
-           "ALEXNET_JUDGE"]
+__all__ = ["SOURCE", "FAMILIES", "MNIST_LAYERS", "MNIST_JUDGE", "FLOWER_LAYERS", "FLOWER_JUDGE",
+           "ALEXNET_LAYERS", "ALEXNET_JUDGE", "layer_features", "imagenet_transform", "PhotoNet",
+           "photo_network", "Coherence", "coherence", "top_k_exact", "verdict", "effect_size",
+           "purity_position"]
 
 #: What the source says (section 3): rows of top images are "semantically related" both for
 #: units and for random directions; "the natural basis is not better than a random basis".
@@ -44,56 +41,18 @@ SOURCE = dict(claim="no distinction")
 #: restricted to non-negative coordinates (like a unit of a ReLU layer), and the two baselines.
 FAMILIES = ("units", "random", "random ≥ 0", "random images", "class means")
 
-#: The layers studied (name: the reader's label) and the judge layer of each network. MNIST CNN:
+#: The layers studied and the judge layer of each network. MNIST CNN:
 #: the last feature layer (``relu3``, 256 units) and the second convolutional block (``pool2``,
 #: 64 x 7 x 7 = 3,136 coordinates); the judge is ``pool1``.
-MNIST_LAYERS = {"relu3": "fc1 + ReLU (last feature layer)", "pool2": "conv2 + ReLU + pool"}
+MNIST_LAYERS = ("relu3", "pool2")
 MNIST_JUDGE = "pool1"
 #: The flowers' ImageCNN: global average pool (the last feature layer) and the second block.
-FLOWER_LAYERS = {"avgpool": "average pool (last feature layer)", "pool2": "block 2 + pool"}
+FLOWER_LAYERS = ("avgpool", "pool2")
 FLOWER_JUDGE = "pool1"
 #: torchvision's AlexNet: fc7 after its ReLU (``classifier[5]``, 4,096 units, the last feature
 #: layer), pool5 (``features[12]``, 256 x 6 x 6); the judge is pool1 (``features[2]``).
 ALEXNET_LAYERS = {"fc7": ("classifier", 5), "pool5": ("features", 12)}
 ALEXNET_JUDGE = ("features", 2)
-
-#: How :func:`flowers_cnn` trains (the settings chapter 7 uses for its flowers CNN).
-FLOWERS_TRAINING = dict(batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine")
-
-
-def flowers_cnn(x: torch.Tensor, y: torch.Tensor, *, widths: tuple[int, ...], epochs: int,
-                seed: int, device="cpu", cache_dir=None, progress: bool = True
-                ) -> tuple[ImageCNN, dict]:
-    """An :class:`~advtut.models.ImageCNN` with ``widths`` trained on the flower photos ``x``
-    ``(N, 3, H, W)`` in [0, 1] and ``y`` ``(N,)`` (five classes) with :data:`FLOWERS_TRAINING`.
-    Returns the model in eval mode on ``device`` and ``{"seconds", "cached"}``; with
-    ``cache_dir`` the weights are kept under a name holding a hash of everything that shapes
-    them (:mod:`advtut.cache`)."""
-    device = torch.device(device)
-    key = {**FLOWERS_TRAINING, "widths": tuple(widths), "epochs": epochs,
-           "device": device.type, "data": data_digest(x, y)}
-    path = cache_path(cache_dir, "ImageCNN", "flowers", f"seed{seed}", settings=key,
-                      code=(advtut.models, advtut.training, flowers_cnn))
-    cached = path is not None and path.is_file()
-
-    def new():
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return ImageCNN(widths=tuple(widths), n_classes=5).to(device)
-
-    def train():
-        model = new()
-        log = train_minibatch(model, x, y, epochs=epochs, seed=seed, progress=progress,
-                              desc="flowers CNN", **FLOWERS_TRAINING)
-        if log.diverged:
-            raise RuntimeError("training the flowers CNN diverged: lower its learning rate")
-        return {"state": model.state_dict(), "seconds": log.seconds}
-
-    saved = load_or_compute(path, train)
-    model = new()
-    model.load_state_dict(saved["state"])
-    return model.eval(), {"seconds": float(saved["seconds"]), "cached": cached}
-
 
 def _hooked(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor):
     out, handles = {}, []
@@ -133,10 +92,8 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers, *, batch_size: int
                              f"{layers!r}") from None
     elif missing := [n for n in layers if n not in model.layer_names]:
         raise ValueError(f"layers {missing} are not among the model's {model.layer_names}")
-    was = model.training
-    model.eval()
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
-    try:
+    with eval_mode(model):
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device).float()
             if transform is not None:
@@ -144,8 +101,6 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers, *, batch_size: int
             acts = _hooked(model, modules, xb) if hooks else model.activations(xb)
             for n in layers:
                 chunks[n].append(acts[n].flatten(1).float().cpu())
-    finally:
-        model.train(was)
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 
@@ -164,7 +119,7 @@ class PhotoNet:
 
     ``model`` (eval mode, on the device); ``x`` ``(N, 3, H, W)`` in [0, 1], ``y`` ``(N,)``,
     ``class_names``: the pool; ``features``: :func:`layer_features` of the studied layers and
-    the judge (``"judge"``), ``(N, D)`` each; ``layers``: name -> the reader's label; ``what``:
+    the judge (``"judge"``), ``(N, D)`` each; ``layers``: the studied layers' names; ``what``:
     a sentence saying which network and which pool; ``accuracy``: on the pool (None for
     AlexNet, whose 1,000 ImageNet classes are not the pool's labels).
     """
@@ -174,7 +129,7 @@ class PhotoNet:
     y: torch.Tensor
     class_names: tuple[str, ...]
     features: dict[str, torch.Tensor]
-    layers: dict[str, str]
+    layers: tuple[str, ...]
     what: str
     accuracy: float | None
 
@@ -183,10 +138,11 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
                   progress: bool = True) -> PhotoNet:
     """AlexNet over Tiny ImageNet's validation images when ``alexnet_weights`` is given
     (``"download"`` or a state dict's path, see :func:`advtut.chapters.spectral.alexnet`);
-    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`flowers_cnn`
+    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`advtut.zoo.flowers_cnn`
     (``cfg``: the chapter's profile row) over the flowers' held-out fifth."""
     from advtut.data import load_flowers, load_tiny_imagenet
     from advtut.evaluation import error_rate
+    from advtut.zoo import flowers_cnn
 
     if alexnet_weights is not None:
         from advtut.chapters.spectral import alexnet
@@ -196,7 +152,7 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
         specs = {**ALEXNET_LAYERS, "judge": ALEXNET_JUDGE}
         feats = layer_features(model, pool.x, specs, transform=imagenet_transform)
         return PhotoNet(model, pool.x, pool.y, pool.class_names, feats,
-                        {"fc7": "fc7 + ReLU (last feature layer)", "pool5": "conv5 + pool"},
+                        tuple(ALEXNET_LAYERS),
                         f"{what}, over Tiny ImageNet's {len(pool):,} validation images "
                         "(64 px, resized to 224)", None)
     size = cfg["flower_size"]
@@ -208,7 +164,7 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
     feats = layer_features(model, pool.x, [*FLOWER_LAYERS, FLOWER_JUDGE])
     feats["judge"] = feats.pop(FLOWER_JUDGE)
     acc = 1 - error_rate(model, pool.x, pool.y)
-    return PhotoNet(model, pool.x, pool.y, pool.class_names, feats, dict(FLOWER_LAYERS),
+    return PhotoNet(model, pool.x, pool.y, pool.class_names, feats, FLOWER_LAYERS,
                     f"the book's ImageCNN (widths {tuple(cfg['flower_widths'])}) trained "
                     f"{cfg['flower_epochs']} epochs on {len(train):,} flower photos at {size} px, "
                     f"over the {len(pool):,} held-out photos (no ImageNet weights were given)",
@@ -221,23 +177,20 @@ class Coherence:
 
     ``layer``; ``width``: its number of coordinates; ``live``: how many units have a top-k that
     is not a tie among silent images (:func:`advtut.directions.live_units`); ``units``
-    ``(U,)``: the units drawn among those; ``directions`` ``(M, width)``: the random
-    directions; ``top``: for each family of :data:`FAMILIES`, its top-k images ``(M, k)``
+    ``(U,)``: the units drawn among those; ``top``: for each family of :data:`FAMILIES`, its top-k images ``(M, k)``
     (indices into the pool); ``purity``, ``cosine``: for each family its scores ``(M,)``
     (label purity, mean centred cosine in the judge layer); ``tests``: ``(score, other family)
-    -> Comparison`` of the units against that family; ``labels`` ``(N,)``: the pool's labels.
+    -> Comparison`` of the units against that family.
     """
 
     layer: str
     width: int
     live: int
     units: torch.Tensor
-    directions: torch.Tensor
     top: dict[str, torch.Tensor]
     purity: dict[str, torch.Tensor]
     cosine: dict[str, torch.Tensor]
     tests: dict[tuple[str, str], Comparison]
-    labels: torch.Tensor
 
     @property
     def k(self) -> int:
@@ -270,10 +223,9 @@ def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, l
                          f"{k} images; choose another layer or a smaller k")
     g = torch.Generator().manual_seed(seed)
     units = live[torch.randperm(len(live), generator=g)[:n_units]].sort().values
-    directions = random_directions(dim, n_random, seed=seed + 1)
     top = {
         "units": top_k_along(features, unit_directions(dim, units.tolist()), k),
-        "random": top_k_along(features, directions, k),
+        "random": top_k_along(features, random_directions(dim, n_random, seed=seed + 1), k),
         "random ≥ 0": top_k_along(features, random_directions(dim, n_random, seed=seed + 2,
                                                               nonnegative=True), k),
         "random images": random_subsets(len(features), n_random, k, seed=seed + 3),
@@ -286,8 +238,7 @@ def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, l
     for other in ("random", "random images"):
         tests[("purity", other)] = compare(purity["units"], purity[other], seed=seed)
         tests[("cosine", other)] = compare(cosine["units"], cosine[other], seed=seed)
-    return Coherence(layer, dim, len(live), units, directions, top, purity, cosine, tests,
-                     y.clone())
+    return Coherence(layer, dim, len(live), units, top, purity, cosine, tests)
 
 
 def top_k_exact(features: torch.Tensor, units: torch.Tensor, top: torch.Tensor) -> float:

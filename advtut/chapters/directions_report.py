@@ -15,23 +15,19 @@ from advtut.plotting.images import to_hwc
 from advtut.results import entry, invariant
 from advtut.tables import table
 
-__all__ = ["overlap", "rows_figure", "summary_table", "holm", "tests_table", "agreement",
+__all__ = ["rows_figure", "summary_table", "holm", "tests_table", "agreement",
            "verdict_table", "largest_edge", "plot_scores", "entries"]
 
 _COLORS = {"units": "tab:blue", "random": "tab:orange", "random ≥ 0": "tab:green",
            "random images": "tab:gray", "class means": "tab:red"}
 
 
-def overlap(c: Coherence, family: str) -> float:
-    """:func:`advtut.directions.mean_overlap` of one family's top rows."""
-    return mean_overlap(c.top[family])
-
-
-def rows_figure(images: torch.Tensor, c: Coherence, family: str, class_names, *,
-                n_rows: int, size: float = 1.05, title: str = ""):
+def rows_figure(images: torch.Tensor, labels: torch.Tensor, c: Coherence, family: str,
+                class_names, *, n_rows: int, size: float = 1.05, title: str = ""):
     """The source's figure layout: one row per direction of ``family`` (``"units"`` or
     ``"random"``; the first ``n_rows`` drawn, not chosen), its top-k pool images from the left,
-    each titled with its label. ``images`` ``(N, C, H, W)`` in [0, 1]: the pool."""
+    each titled with its label. ``images`` ``(N, C, H, W)`` in [0, 1] and ``labels``
+    ``(N,)``: the pool."""
     if family not in ("units", "random"):
         raise ValueError(f"family must be 'units' or 'random', got {family!r}")
     top = c.top[family][:n_rows]
@@ -44,7 +40,7 @@ def rows_figure(images: torch.Tensor, c: Coherence, family: str, class_names, *,
             ax.imshow(to_hwc(images[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(str(class_names[int(c.labels[i])]), fontsize=8)
+            ax.set_title(str(class_names[int(labels[i])]), fontsize=8)
         name = (f"unit {int(c.units[r])}" if family == "units" else f"direction {r + 1}")
         axes[r, 0].set_ylabel(name, fontsize=9)
     if title:
