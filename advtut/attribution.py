@@ -39,6 +39,7 @@ from torch import nn
 
 import copy
 
+from advtut.seeding import seeded
 from advtut.evaluation import eval_mode, require_eval_mode
 
 __all__ = ["RULES", "gradient", "gradient_x_input", "IntegratedGradients", "integrated_gradients",
@@ -328,8 +329,7 @@ def cascading_randomisation(model: nn.Module, layers: Sequence, *, seed: int
     for k, entry in enumerate(layers, start=1):
         names = (entry,) if isinstance(entry, str) else tuple(entry)
         current = copy.deepcopy(current)
-        with torch.random.fork_rng():      # CPU and CUDA generators restored afterwards
-            torch.manual_seed(seed + k)
+        with seeded(seed + k):      # CPU and CUDA generators restored afterwards
             for name in names:
                 try:
                     module = current.get_submodule(name)

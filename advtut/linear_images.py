@@ -12,7 +12,7 @@ pixel units: :meth:`PixelSoftmax.affine` gives the equivalent ``A x + c`` on [0,
   and the two-class closed forms (:func:`advtut.minimal_move.two_class_bounds`), which are lower bounds.
 - :func:`smoothness`: how noisy a template looks, as one number.
 
-The chapter's experiments and the source's numbers are in :mod:`advtut.chapters.linear_imagenet`.
+The chapter's experiments and the source's numbers are in :mod:`advtut.chapters.linear_imagenet.experiments`.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
+from advtut.seeding import seeded
 from advtut.linear import LinearSoftmax
 from advtut.training import TrainLog, train_minibatch
 from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
@@ -89,8 +90,7 @@ def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: 
     """The cross-entropy of a fresh :class:`PixelSoftmax` (weights ~ N(0, init_std^2), zero bias)
     on ``x``, ``y``: the number the source reads at the start of training. A small init gives
     about ``log(n_classes)``; a large one, scores of many units and a loss far above it."""
-    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's random state is kept
-        torch.manual_seed(seed)
+    with seeded(seed):  # seeded init; the caller's random state is kept
         model = PixelSoftmax(x[0].numel(), n_classes, scale=scale,
                              mean=pixel_mean(x, scale=scale) if mean is None else mean,
                              init_std=init_std)
@@ -134,8 +134,7 @@ def train_pixel_softmax(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, wei
     with Caffe's ``weight_decay`` (in [0, 1] units: the source's ``lambda`` / 255^2).
     ``x``: ``(N, 3, H, W)`` float in [0, 1] or uint8; returns the model (on ``device``, eval
     mode) and its :class:`TrainLog`."""
-    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's random state is kept
-        torch.manual_seed(seed)
+    with seeded(seed):  # seeded init; the caller's random state is kept
         model = PixelSoftmax(x[0].numel(), n_classes, scale=1.0, mean=pixel_mean(x),
                              init_std=init_std).to(device)
     log = train_softmax(model, x, y, lr=lr, weight_decay=weight_decay, epochs=epochs,

@@ -25,8 +25,8 @@ import torch
 
 from advtut.attacks.base import random_wrong_labels
 from advtut.attacks.lbfgs import lbfgs_attack
-from advtut.chapters.blindspots import train_model
-from advtut.chapters.blindspots_paper import TABLE1
+from advtut.chapters.blindspots.experiments import train_model
+from advtut.chapters.blindspots.source import TABLE1
 from advtut.data import load_mnist
 from advtut.evaluation import predict
 

@@ -102,7 +102,7 @@ def test_chapter_as_a_script_has_the_parameters_and_no_magics(tmp_path):
 def test_progress_bars_leave_nothing_in_the_book(tmp_path):
     """A text bar's redraws arrive as separate stream outputs, each starting with a carriage
     return (as nbclient saves them); they collapse to the final line, which the book drops."""
-    from advtut.book import _postprocess, final_lines, without_progress
+    from advtut.book.execute import _postprocess, final_lines, without_progress
 
     assert final_lines("\rA 0%\rA 50%\rA 100%\nok\n") == "A 100%\nok\n"
     bar = "softmax λ=100: 100%|██████████| 474/474 [00:58<00:00,  8.04it/s]\n"
@@ -135,7 +135,7 @@ def test_a_script_prints_the_tables_a_cell_ends_with(tmp_path):
     params = nbformat.v4.new_code_cell("profile = 'quick'")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        "from advtut.tables import table\nx = 2\ntable([['a', x]],\n      ['name', 'value'])")]
+        "from advtut.book.tables import table\nx = 2\ntable([['a', x]],\n      ['name', 'value'])")]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     script = tmp_path / "nb.py"
@@ -148,7 +148,7 @@ def test_full_results_are_recorded_with_the_machine_and_checked(tmp_path):
     import shutil
 
     from advtut.book import record_full_results
-    from advtut.results import entry, load_results, write_results
+    from advtut.book.results import entry, load_results, write_results
 
     for name in ("_toc.yml", "_config.yml"):
         shutil.copy(ROOT / name, tmp_path / name)

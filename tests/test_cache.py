@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-import advtut.cache
-from advtut.cache import cache_path, code_fingerprint, load_or_compute
+import advtut.book.cache
+from advtut.book.cache import cache_path, code_fingerprint, load_or_compute
 
 
 def square(v):
@@ -49,7 +49,7 @@ def test_a_modules_fingerprint_is_its_files_bytes(tmp_path, monkeypatch):
     assert first == code_fingerprint([m])
     mod.write_text("X = 2\n")  # the code changed on disk: a resumed run must see it
     assert code_fingerprint([m]) != first
-    assert code_fingerprint([advtut.cache]) != code_fingerprint([advtut.cache, m])
+    assert code_fingerprint([advtut.book.cache]) != code_fingerprint([advtut.book.cache, m])
     with pytest.raises(ValueError, match="cannot read the source"):
         code_fingerprint([len])
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from advtut.chapter import resolve_device, start_chapter
-from advtut.profiles import PROFILES, settings
+from advtut.book.chapter import resolve_device, start_chapter
+from advtut.book.profiles import PROFILES, settings
 
 
 def test_start_chapter_seeds_and_reads_the_profile():

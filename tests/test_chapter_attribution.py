@@ -3,10 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-import advtut.chapters.attribution as ch7
-import advtut.chapters.attribution_report as report
+import advtut.chapters.attribution.experiments as ch7
+import advtut.chapters.attribution.report as report
 from advtut.attacks.gradient import fgsm
-from advtut.results import check_results
+from advtut.book.results import check_results
+from advtut.plotting.images import mosaic
 
 
 def _net(seed=0, channels=1, classes=3):
@@ -35,7 +36,7 @@ def test_pick_per_class_and_mosaic():
     with pytest.raises(ValueError, match="fewer than 3"):
         ch7.pick_per_class(y, per_class=3, n_classes=3)
     tiles = torch.arange(5, dtype=torch.float32).view(5, 1, 1, 1).expand(5, 1, 2, 2)
-    m = ch7.mosaic(tiles, n_cols=3, pad=1)
+    m = mosaic(tiles, n_cols=3, pad=1)
     assert m.shape == (1, 5, 8)
     assert m[0, 0, 0] == 0 and m[0, 0, 3] == 1 and m[0, 3, 3] == 4 and m[0, 3, 6] == 1
 

@@ -1,14 +1,16 @@
-"""Chapter 3 (advtut.chapters.directions and its report) on constructed layers with known
+"""Chapter 3 (advtut.chapters.directions.experiments and its report) on constructed layers with known
 answers, small networks and the results gate."""
 import pytest
 import torch
 
-import advtut.chapters.directions as ch3
-import advtut.chapters.directions_report as report
+import advtut.chapters.directions.experiments as ch3
+import advtut.chapters.directions.report as report
+from advtut.alexnet import imagenet_transform
 from advtut.directions import Comparison
+from advtut.features import layer_features
 from advtut.models import ImageCNN, MnistCNN
-from advtut.results import check_results
-from advtut.zoo import flowers_cnn
+from advtut.book.results import check_results
+from advtut.chapters.zoo import flowers_cnn
 
 
 def _indicator_layer(n_per_class=30, n_classes=4, noise=0.05, seed=0):
@@ -87,15 +89,15 @@ def test_layer_features_match_the_networks_activations():
     torch.manual_seed(0)
     cnn = MnistCNN(widths=(4, 8), hidden=16)
     x = torch.rand(7, 1, 28, 28)
-    f = ch3.layer_features(cnn, x, ["relu3", "pool2"], batch_size=3)
+    f = layer_features(cnn, x, ["relu3", "pool2"], batch_size=3)
     assert f["relu3"].shape == (7, 16) and f["pool2"].shape == (7, 8 * 7 * 7)
     with torch.no_grad():
         assert torch.allclose(f["pool2"], cnn.activations(x)["pool2"].flatten(1))
     cnn.train()                                            # the caller's mode is kept
-    ch3.layer_features(cnn, x, ["relu3"])
+    layer_features(cnn, x, ["relu3"])
     assert cnn.training
     with pytest.raises(ValueError, match=r"layers \['fc9'\] are not among"):
-        ch3.layer_features(cnn, x, ["fc9"])
+        layer_features(cnn, x, ["fc9"])
 
 
 def test_alexnet_layers_read_by_hooks():
@@ -103,16 +105,16 @@ def test_alexnet_layers_read_by_hooks():
     torch.manual_seed(0)
     model = alexnet(weights=None).eval()
     x = torch.rand(2, 3, 64, 64)
-    f = ch3.layer_features(model, x, {**ch3.ALEXNET_LAYERS, "judge": ch3.ALEXNET_JUDGE},
-                           transform=ch3.imagenet_transform)
+    f = layer_features(model, x, {**ch3.ALEXNET_LAYERS, "judge": ch3.ALEXNET_JUDGE},
+                           transform=imagenet_transform)
     assert f["fc7"].shape == (2, 4096) and f["pool5"].shape == (2, 256 * 6 * 6)
     assert f["judge"].shape == (2, 64 * 27 * 27)
     assert float(f["fc7"].min()) >= 0                      # after fc7's ReLU
     with torch.no_grad():                                  # pool5 is what features() returns
-        assert torch.allclose(f["pool5"], model.features(ch3.imagenet_transform(x)).flatten(1))
+        assert torch.allclose(f["pool5"], model.features(imagenet_transform(x)).flatten(1))
     assert not model._forward_hooks and not model.features[12]._forward_hooks
     with pytest.raises(ValueError, match=r"map names to \(part, index\)"):
-        ch3.layer_features(model, x, {"fc9": ("classifier", 99)})
+        layer_features(model, x, {"fc9": ("classifier", 99)})
 
 
 def test_flowers_cnn_is_cached_and_reloaded(tmp_path):

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-import advtut.chapters.fooling as ch6
-import advtut.chapters.fooling_report as report
+import advtut.chapters.fooling.experiments as ch6
+import advtut.chapters.fooling.report as report
 from advtut.attacks.backwork import reference_directions
 from advtut.models import MnistCNN
-from advtut.results import check_results
+from advtut.book.results import check_results
 
 
 @pytest.fixture(scope="module")

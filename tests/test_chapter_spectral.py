@@ -1,17 +1,20 @@
-"""Chapter 5's helpers (advtut.chapters.spectral and its report) and the shared CNN (advtut.zoo)."""
+"""Chapter 5's helpers (advtut.chapters.spectral.experiments and its report) and the shared CNN (advtut.chapters.zoo)."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-import advtut.chapters.spectral as ch5
-import advtut.chapters.spectral_report as report
-from advtut.book import _cache_parameter, chapters
+import advtut.chapters.spectral.experiments as ch5
+import advtut.chapters.spectral.report as report
+from advtut.book import chapters
+from advtut.book.execute import _cache_parameter
+from advtut.alexnet import alexnet
 from advtut.models import MnistCNN
-from advtut.results import check_results
+from advtut.projection import ProjectToBound
+from advtut.book.results import check_results
 from advtut.spectral import layer_bound
-from advtut.zoo import BookCNN, mnist_cnn
+from advtut.chapters.zoo import BookCNN, mnist_cnn
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def test_table5_has_every_layer_with_the_papers_values():
 
 
 def test_alexnet_layers_receive_the_sizes_the_table_assumes():
-    model, what = ch5.alexnet(None, seed=0)
+    model, what = alexnet(None, seed=0)
     assert "initialisation" in what and not model.training
     seen = {}
     hooks = [getattr(model, part)[i].register_forward_hook(
@@ -47,19 +50,19 @@ def test_alexnet_layers_receive_the_sizes_the_table_assumes():
 
 
 def test_alexnet_loads_a_state_dict_from_a_path_and_explains_bad_ones(tmp_path):
-    source, _ = ch5.alexnet(None, seed=1)
+    source, _ = alexnet(None, seed=1)
     path = tmp_path / "alexnet.pt"
     torch.save(source.state_dict(), path)
-    model, what = ch5.alexnet(path, seed=0)
+    model, what = alexnet(path, seed=0)
     assert "alexnet.pt" in what
     assert torch.equal(model.features[0].weight, source.features[0].weight)
     with pytest.raises(ValueError, match="no file at"):
-        ch5.alexnet(tmp_path / "missing.pt")
+        alexnet(tmp_path / "missing.pt")
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a torchvision AlexNet state dict"):
-        ch5.alexnet(tmp_path / "bad.pt")
+        alexnet(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="alexnet_weights must be None, 'download' or a file path"):
-        ch5.alexnet(3)
+        alexnet(3)
 
 
 def test_formula_check_and_padding_sweep_hold_their_invariants():
@@ -77,7 +80,7 @@ def test_formula_check_and_padding_sweep_hold_their_invariants():
 def test_projection_keeps_every_layer_at_the_target():
     torch.manual_seed(0)
     model = MnistCNN()
-    project = ch5.ProjectToBound(0.5, every=5, n_steps=12)
+    project = ProjectToBound(0.5, layers=ch5.cnn_layers, every=5, n_steps=12)
     before = [layer_bound(m, s) for _, m, s in ch5.cnn_layers(model)]
     project(3, model)                                 # not a projection step: unchanged
     assert [layer_bound(m, s) for _, m, s in ch5.cnn_layers(model)] == before
@@ -86,7 +89,7 @@ def test_projection_keeps_every_layer_at_the_target():
         assert layer_bound(module, size) <= 0.5 * (1 + 1e-6)
     assert ch5.global_bound(model) <= 0.5 ** 4 * (1 + 1e-5)
     with pytest.raises(ValueError, match="target must be > 0"):
-        ch5.ProjectToBound(0.0, every=1, n_steps=1)
+        ProjectToBound(0.0, layers=ch5.cnn_layers, every=1, n_steps=1)
 
 
 def test_cnn_norms_order_bound_exact_and_local(tiny_digits):

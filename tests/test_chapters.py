@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from advtut.book import chapters, execute_chapter
-from advtut.results import check_results, load_results
+from advtut.book.results import check_results, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = chapters(ROOT)
@@ -35,7 +35,7 @@ def test_every_chapter_has_invariants_that_hold_in_any_profile(executed):
     even where a quick profile is not meant to match the source."""
     _, _, doc = executed
     invariants = [r for r in doc["results"] if "expect" in r]
-    assert invariants, "every chapter needs invariant entries (advtut.results.invariant)"
+    assert invariants, "every chapter needs invariant entries (advtut.book.results.invariant)"
 
 
 def test_a_tampered_results_file_fails_the_gate(executed):

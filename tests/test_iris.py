@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from advtut.data import load_iris
-from advtut.chapters.iris import compare_moves, fit_logistic_regression, representatives, sweep_c
+from advtut.chapters.iris.experiments import compare_moves, fit_logistic_regression, representatives, sweep_c
 
 
 def test_fit_reproduces_the_post():

@@ -11,7 +11,7 @@ from scipy.sparse import csr_matrix, hstack, identity, vstack
 
 from advtut.linear import LinearSoftmax
 from advtut.attacks.template import fool_with_template
-from advtut.chapters.linear_imagenet import toy_example
+from advtut.chapters.linear_imagenet.experiments import toy_example
 from advtut.evaluation import topk_accuracy
 from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss,
                                   pixel_mean, resize, smoothness, to_unit, train_pixel_softmax,

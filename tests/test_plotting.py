@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from advtut.chapters.linear_imagenet import fooling_row  # noqa: E402
+from advtut.chapters.linear_imagenet.experiments import fooling_row  # noqa: E402
 from advtut.linear_images import PixelSoftmax  # noqa: E402
 from advtut.plotting import (animate_images, class_color, fooling_figure, image_grid,  # noqa: E402
                              make_grid, plot_confidence, plot_points, plot_regions, to_hwc)

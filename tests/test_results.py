@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from advtut.results import (check_results, entry, format_value, invariant, load_results,
-                            markdown_table, report_markdown, write_results)
+from advtut.book.report import report_markdown
+from advtut.book.results import (check_results, entry, format_value, invariant, load_results,
+                                 write_results)
 
 
 def _doc(rows, chapter="01_iris", profile="quick"):

@@ -1,7 +1,7 @@
 """Chapter tables are real HTML tables with the report's number format."""
 import pytest
 
-from advtut.tables import table
+from advtut.book.tables import table
 
 
 def test_a_table_is_html_with_its_caption_and_formatted_cells():

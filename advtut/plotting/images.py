@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_hwc", "image_grid", "image_pairs", "show_templates", "fooling_figure"]
+__all__ = ["to_hwc", "image_grid", "image_pairs", "show_templates", "fooling_figure", "mosaic"]
 
 
 def to_hwc(image) -> np.ndarray:
@@ -108,3 +108,15 @@ def fooling_figure(rows: list[dict], class_names, *, scale_title: str = "perturb
         ax_row[0].set_ylabel(row["label"], fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def mosaic(images: torch.Tensor, *, n_cols: int, pad: int = 2) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` tiled in rows of ``n_cols`` with ``pad`` white pixels between
+    them: ``(C, H', W')``, one frame of an animation."""
+    n, c, h, w = images.shape
+    rows = -(-n // n_cols)
+    out = torch.ones(c, rows * (h + pad) - pad, n_cols * (w + pad) - pad, dtype=images.dtype)
+    for i, im in enumerate(images):
+        r, q = divmod(i, n_cols)
+        out[:, r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = im
+    return out

@@ -1,5 +1,5 @@
 """Chapter 3's figures, tables and results entries (the measurements are in
-:mod:`advtut.chapters.directions`), with the invariants that hold in any profile: a unit's top-k
+:mod:`advtut.chapters.directions.experiments`), with the invariants that hold in any profile: a unit's top-k
 images are its k largest activations, and the class-mean directions' top images are purer than
 k random images.
 """
@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from advtut.chapters.directions import FAMILIES, SOURCE, Coherence, top_k_exact, verdict
+from advtut.chapters.directions.experiments import FAMILIES, SOURCE, Coherence, top_k_exact, verdict
 from advtut.directions import mean_overlap
 from advtut.plotting.images import to_hwc
-from advtut.results import entry, invariant
-from advtut.tables import table
+from advtut.book.results import entry, invariant
+from advtut.book.tables import table
 
 __all__ = ["rows_figure", "summary_table", "holm", "tests_table", "agreement",
            "verdict_table", "largest_edge", "plot_scores", "entries"]
@@ -97,7 +97,7 @@ def tests_table(layers: dict[str, Coherence], caption: str):
 
 
 def agreement(verdicts) -> str:
-    """How a layer's verdicts (:func:`~advtut.chapters.directions.verdict`) sit with the
+    """How a layer's verdicts (:func:`~advtut.chapters.directions.experiments.verdict`) sit with the
     source's "no distinction": ``"yes"``; ``"nearly"`` when every difference found is
     negligible or small; ``"no"`` when one is medium or large; ``"in part"`` or ``"not
     settled"`` when some or all verdicts are inconclusive."""

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from advtut.seeding import seeded
 from advtut.attacks.template import fool_with_template, template_step
 from advtut.evaluation import logits, topk_accuracy
-from advtut.results import entry, invariant
+from advtut.book.results import entry, invariant
 from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss, pixel_mean, resize,
                                   smoothness, to_unit, train_pixel_softmax, train_softmax)
 
@@ -103,8 +104,7 @@ def lr_sweep(x, y, mean255, *, n_classes: int, rates, steps: int, seed: int, dev
     seeded init (the caller's random state is left as it was)."""
     logs = {}
     for lr in rates:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = PixelSoftmax(x[0].numel(), n_classes, scale=255.0, mean=mean255,
                                  init_std=1e-4).to(device)
         logs[lr] = train_softmax(model, x, y, lr=lr, weight_decay=0.0, epochs=100,

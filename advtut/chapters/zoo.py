@@ -6,7 +6,7 @@ settings chapter 7 uses for its own (:data:`FLOWERS_CNN_TRAINING`). Each trains 
 with :func:`mnist_cnn`; with a ``cache_dir`` (the book passes one per build) the first chapter
 trains it and the others load it. The cache file's name holds a hash of the training settings,
 the training images, the device type and the source of the code that trains it
-(:mod:`advtut.cache`), so a changed setting, dataset or trainer trains anew.
+(:mod:`advtut.book.cache`), so a changed setting, dataset or trainer trains anew.
 
 Example::
 
@@ -17,16 +17,14 @@ Example::
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
-import advtut.models
-import advtut.training
-from advtut.cache import cache_path, data_digest, load_or_compute
+from advtut.seeding import seeded
+from advtut.book.cache import cache_path, data_digest, load_or_compute
 from advtut.models import ImageCNN, MnistCNN
 from advtut.training import train_minibatch
 
@@ -62,12 +60,11 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
     key = {**MNIST_CNN_TRAINING, "epochs": epochs, "device": device.type,
            "data": data_digest(x, y), **{f"callback.{k}": v for k, v in (callback_settings or {}).items()}}
     path = cache_path(cache_dir, "MnistCNN", variant, f"seed{seed}", settings=key,
-                      code=(advtut.models, advtut.training, sys.modules[__name__], *code))
+                      code=(mnist_cnn, *code))
     cached = path is not None and path.is_file()
 
     def train():
-        with torch.random.fork_rng():   # seeded weights; the caller's RNGs are kept
-            torch.manual_seed(seed)
+        with seeded(seed):   # seeded weights; the caller's RNGs are kept
             model = MnistCNN().to(device)
         log = train_minibatch(model, x, y, epochs=epochs, seed=seed, callback=callback,
                               progress=progress, desc=f"MnistCNN ({variant})",
@@ -77,7 +74,7 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
         return {"state": model.state_dict(), "train_loss": log.losses[-1], "seconds": log.seconds}
 
     saved = load_or_compute(path, train)
-    with torch.random.fork_rng():   # its initial weights are overwritten at once
+    with seeded(None):   # its initial weights are overwritten at once
         model = MnistCNN().to(device)
     model.load_state_dict(saved["state"])
     model.eval()
@@ -104,10 +101,10 @@ class BookCNN:
 def book_mnist_cnn(*, profile: str, seed: int, device="cpu", cache_dir=None,
                    progress: bool = True) -> BookCNN:
     """The MNIST CNN that chapters 3, 5 and 6 share, trained as ``profile`` says
-    (:mod:`advtut.profiles`, ``"mnist_cnn"``) on MNIST from the data root, or loaded from
+    (:mod:`advtut.book.profiles`, ``"mnist_cnn"``) on MNIST from the data root, or loaded from
     ``cache_dir`` when an earlier chapter of the same build trained it."""
     from advtut.data import load_mnist
-    from advtut.profiles import settings
+    from advtut.book.profiles import settings
 
     cfg = settings("mnist_cnn", profile)
     train = load_mnist("train")
@@ -139,12 +136,11 @@ def flowers_cnn(x: torch.Tensor, y: torch.Tensor, *, widths: tuple[int, ...], ep
     key = {**FLOWERS_CNN_TRAINING, "widths": tuple(widths), "epochs": epochs,
            "device": device.type, "data": data_digest(x, y)}
     path = cache_path(cache_dir, "ImageCNN", "flowers", f"seed{seed}", settings=key,
-                      code=(advtut.models, advtut.training, sys.modules[__name__]))
+                      code=(flowers_cnn,))
     cached = path is not None and path.is_file()
 
     def new():
-        with torch.random.fork_rng():   # seeded weights; the caller's RNGs are kept
-            torch.manual_seed(seed)
+        with seeded(seed):   # seeded weights; the caller's RNGs are kept
             return ImageCNN(widths=tuple(widths), n_classes=5).to(device)
 
     def train():

@@ -8,10 +8,10 @@ units and many random directions of a layer, the coherence of their top-k images
 mean centred cosine in another layer, the *judge*), beside two baselines (k random images; the
 class-mean directions), compared with :func:`advtut.directions.compare`.
 
-Networks: the book's MNIST CNN (:func:`advtut.zoo.book_mnist_cnn`) over the MNIST test set, as the
+Networks: the book's MNIST CNN (:func:`advtut.chapters.zoo.book_mnist_cnn`) over the MNIST test set, as the
 source; an RGB network for Figures 3-4: torchvision's AlexNet over Tiny ImageNet's validation
 images when ImageNet weights can be loaded, otherwise the book's
-:class:`~advtut.models.ImageCNN` trained on the flower photos (:func:`advtut.zoo.flowers_cnn`),
+:class:`~advtut.models.ImageCNN` trained on the flower photos (:func:`advtut.chapters.zoo.flowers_cnn`),
 over their held-out fifth.
 """
 from __future__ import annotations
@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advtut.directions import (Comparison, class_mean_directions, compare, label_purity,
                                live_units, mean_pairwise_cosine, random_directions,
                                random_subsets, top_k_along, unit_directions)
-from advtut.evaluation import eval_mode
+from advtut.alexnet import alexnet, imagenet_transform
+from advtut.features import layer_features
 
 __all__ = ["SOURCE", "FAMILIES", "MNIST_LAYERS", "MNIST_JUDGE", "FLOWER_LAYERS", "FLOWER_JUDGE",
            "ALEXNET_LAYERS", "ALEXNET_JUDGE", "layer_features", "imagenet_transform", "PhotoNet",
@@ -54,65 +54,6 @@ FLOWER_JUDGE = "pool1"
 ALEXNET_LAYERS = {"fc7": ("classifier", 5), "pool5": ("features", 12)}
 ALEXNET_JUDGE = ("features", 2)
 
-def _hooked(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor):
-    out, handles = {}, []
-    for name, module in modules.items():
-        def hook(_m, _i, o, name=name):
-            out[name] = o.detach().clone()
-        handles.append(module.register_forward_hook(hook))
-    try:
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return out
-
-
-@torch.no_grad()
-def layer_features(model: nn.Module, x: torch.Tensor, layers, *, batch_size: int = 250,
-                   transform=None) -> dict[str, torch.Tensor]:
-    """Each named layer's output for the images ``x`` ``(N, C, H, W)``, flattened: ``{name:
-    (N, D)}`` float32 on the CPU, computed in batches on the model's device in eval mode.
-
-    ``layers``: names of ``model.activations`` (the book's networks), or a mapping from a name
-    to a ``(part, index)`` of a torchvision model such as AlexNet (read with forward hooks).
-    ``transform``: applied to each batch first (resizing and normalising for AlexNet).
-    """
-    device = next(model.parameters()).device
-    hooks = not hasattr(model, "activations")
-    if hooks:
-        if not isinstance(layers, dict):
-            raise ValueError("layers must map names to (part, index) for a model without "
-                             "an activations method")
-        try:
-            modules = {n: getattr(model, part)[i] for n, (part, i) in layers.items()}
-        except (AttributeError, IndexError, TypeError, ValueError):
-            raise ValueError(f"layers must map names to (part, index) of the model's "
-                             f"submodules, such as {{'fc7': ('classifier', 5)}}; got "
-                             f"{layers!r}") from None
-    elif missing := [n for n in layers if n not in model.layer_names]:
-        raise ValueError(f"layers {missing} are not among the model's {model.layer_names}")
-    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
-    with eval_mode(model):
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device).float()
-            if transform is not None:
-                xb = transform(xb)
-            acts = _hooked(model, modules, xb) if hooks else model.activations(xb)
-            for n in layers:
-                chunks[n].append(acts[n].flatten(1).float().cpu())
-    return {n: torch.cat(c) for n, c in chunks.items()}
-
-
-def imagenet_transform(x: torch.Tensor) -> torch.Tensor:
-    """Images ``(N, 3, h, w)`` in [0, 1] as AlexNet expects them: resized (bilinear) to 224 x 224
-    and normalised with ImageNet's channel means and deviations."""
-    mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
-    x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=False)
-    return (x - mean) / std
-
-
 @dataclass(frozen=True)
 class PhotoNet:
     """The network of Figures 3-4 and its pool of held-out photos.
@@ -137,15 +78,14 @@ class PhotoNet:
 def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=None,
                   progress: bool = True) -> PhotoNet:
     """AlexNet over Tiny ImageNet's validation images when ``alexnet_weights`` is given
-    (``"download"`` or a state dict's path, see :func:`advtut.chapters.spectral.alexnet`);
-    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`advtut.zoo.flowers_cnn`
+    (``"download"`` or a state dict's path, see :func:`advtut.alexnet.alexnet`);
+    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`advtut.chapters.zoo.flowers_cnn`
     (``cfg``: the chapter's profile row) over the flowers' held-out fifth."""
     from advtut.data import load_flowers, load_tiny_imagenet
     from advtut.evaluation import error_rate
-    from advtut.zoo import flowers_cnn
+    from advtut.chapters.zoo import flowers_cnn
 
     if alexnet_weights is not None:
-        from advtut.chapters.spectral import alexnet
         model, what = alexnet(alexnet_weights, seed=seed)
         model = model.to(device)
         pool = load_tiny_imagenet("val")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
-from advtut.results import format_value
+from advtut.book.results import format_value
 
 __all__ = ["table"]
 

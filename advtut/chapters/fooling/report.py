@@ -1,5 +1,5 @@
 """Chapter 6's tables, figures and results entries (the experiments are in
-:mod:`advtut.chapters.fooling`), with the invariants that hold in any profile: every reported
+:mod:`advtut.chapters.fooling.experiments`), with the invariants that hold in any profile: every reported
 fooling image reaches the threshold on the network it was made for, and stays in [0, 1].
 """
 from __future__ import annotations
@@ -8,10 +8,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from advtut.attacks.backwork import BackworkResult
-from advtut.chapters.fooling import SOURCE, RejectionRound, SweepRow
+from advtut.chapters.fooling.experiments import SOURCE, RejectionRound, SweepRow
 from advtut.plotting.images import image_grid
-from advtut.results import entry, invariant
-from advtut.tables import table
+from advtut.book.results import entry, invariant
+from advtut.book.tables import table
 
 __all__ = ["fooling_grid", "worst_grid", "labels_table", "labels_entries", "sweep_table", "sweep_entries",
            "plot_sweep", "transfer_table", "transfer_entries", "rejection_table",

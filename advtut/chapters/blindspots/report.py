@@ -1,6 +1,6 @@
-"""Chapter 4's tables and results entries: each experiment of :mod:`advtut.chapters.blindspots`
-shown beside the paper's numbers (:mod:`advtut.chapters.blindspots_paper`) as an HTML table
-(:func:`advtut.tables.table`), and written as results JSON rows (``*_entries``) and invariants
+"""Chapter 4's tables and results entries: each experiment of :mod:`advtut.chapters.blindspots.experiments`
+shown beside the paper's numbers (:mod:`advtut.chapters.blindspots.source`) as an HTML table
+(:func:`advtut.book.tables.table`), and written as results JSON rows (``*_entries``) and invariants
 that must hold in any profile (``*_invariants``: every attack succeeds, each model errs on all of
 its own adversarial set, the attack never beats the exact optimum, ...).
 """
@@ -12,15 +12,15 @@ import numpy as np
 import torch
 
 from advtut.attacks.sets import AdversarialSet
-from advtut.chapters.blindspots import AdversarialTraining, CrossErrors, ExactCheck, MnistSubsets
-from advtut.chapters.blindspots_paper import (PAPER_ADVERSARIAL_TRAINING, PAPER_NOISE_ACCURACY,
+from advtut.chapters.blindspots.experiments import AdversarialTraining, CrossErrors, ExactCheck, MnistSubsets
+from advtut.chapters.blindspots.source import (PAPER_ADVERSARIAL_TRAINING, PAPER_NOISE_ACCURACY,
                                               PAPER_TABLE1, PAPER_TABLE2,
                                               PAPER_TABLE2_DISTORTION, PAPER_TABLE3,
                                               PAPER_TABLE4, SPLIT, TABLE1)
 from advtut.evaluation import predict
 from advtut.minimal_move import two_class_bounds
-from advtut.results import entry, invariant
-from advtut.tables import table
+from advtut.book.results import entry, invariant
+from advtut.book.tables import table
 
 __all__ = ["settings_table", "attack_table", "table1", "distortion_ratios", "exact_check_table",
            "penalty_table", "exact_optima_table", "untargeted_table", "table2", "noise_table",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from advtut.seeding import seeded
 from advtut.attacks.gradient import (flip_curve, gradient_step, loss_gradient, random_signs,
                                      step_direction)
 from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_map, gradient,
@@ -21,7 +22,7 @@ from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_
 from advtut.evaluation import error_rate, logits as model_logits
 from advtut.models import ImageCNN, MnistCNN
 from advtut.training import train_minibatch
-from advtut.zoo import FLOWERS_CNN_TRAINING
+from advtut.chapters.zoo import FLOWERS_CNN_TRAINING
 
 #: The source's numbers. Accuracies are test-set fractions; ``resist``: "around a third of all
 #: inputs" keep their output under the sign step after 40 epochs (flowers); ``eps``: its step
@@ -84,8 +85,7 @@ def train(dataset: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
     (images, labels) a :class:`~advtut.attribution.TrainingRecorder` keeps their attribution
     every ``every`` updates."""
     device = torch.device(device)
-    with torch.random.fork_rng():          # seeded weights; the caller's RNGs are kept
-        torch.manual_seed(seed)
+    with seeded(seed):          # seeded weights; the caller's RNGs are kept
         model = network(dataset, n_classes=n_classes, image_size=x.shape[-1]).to(device)
     initial = copy.deepcopy(model).eval()
     recorder = None
@@ -109,18 +109,6 @@ def pick_per_class(y: torch.Tensor, *, per_class: int, n_classes: int) -> torch.
     if any(len(p) < per_class for p in picks):
         raise ValueError(f"per_class: some class has fewer than {per_class} examples")
     return torch.cat(picks)
-
-
-def mosaic(images: torch.Tensor, *, n_cols: int, pad: int = 2) -> torch.Tensor:
-    """Images ``(N, C, H, W)`` tiled in rows of ``n_cols`` with ``pad`` white pixels between
-    them: ``(C, H', W')``, one frame of an animation."""
-    n, c, h, w = images.shape
-    rows = -(-n // n_cols)
-    out = torch.ones(c, rows * (h + pad) - pad, n_cols * (w + pad) - pad, dtype=images.dtype)
-    for i, im in enumerate(images):
-        r, q = divmod(i, n_cols)
-        out[:, r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = im
-    return out
 
 
 # --- the sign step, as the source shows it -----------------------------------------------------

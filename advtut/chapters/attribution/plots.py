@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from advtut.attribution import max_normalise
-from advtut.chapters.attribution import FlipCurves
+from advtut.chapters.attribution.experiments import FlipCurves
 from advtut.plotting.images import to_hwc
 
 __all__ = ["display_map", "plot_maps", "plot_changes", "plot_sign_step", "plot_flip_curves",

@@ -1,7 +1,7 @@
 """What ``profile="quick"`` and ``profile="full"`` mean, chapter by chapter, in one place.
 
 ``quick`` is the chapter's size for a 2-core CPU (CI); ``full`` is the source's scale, meant for
-one GPU. A chapter reads its row through :func:`advtut.chapter.start_chapter`; nothing else in
+one GPU. A chapter reads its row through :func:`advtut.book.chapter.start_chapter`; nothing else in
 the package branches on the profile.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      min_fashion=0.91, min_flowers=0.61, min_pair=0.7),
     },
     "mnist_cnn": {
-        # The MNIST CNN that chapters 3, 5 and 6 share (advtut.zoo.book_mnist_cnn): a seeded
+        # The MNIST CNN that chapters 3, 5 and 6 share (advtut.chapters.zoo.book_mnist_cnn): a seeded
         # subset of the training digits in quick, all 60,000 in full.
         "quick": dict(n_train=15_000, epochs=2),
         "full": dict(n_train=None, epochs=5),

@@ -1,7 +1,7 @@
 """Chapter 4's experiments: Szegedy et al. (2014), section 4.2, Tables 1-4 and Figure 7, on MNIST.
 
-The paper's models and numbers are in :mod:`advtut.chapters.blindspots_paper`; the chapter's
-tables and results entries in :mod:`advtut.chapters.blindspots_report`. The experiments:
+The paper's models and numbers are in :mod:`advtut.chapters.blindspots.source`; the chapter's
+tables and results entries in :mod:`advtut.chapters.blindspots.report`. The experiments:
 
 - :func:`train_model` builds and trains one the paper's way (full-batch L-BFGS, weight decay
   ``lambda * sum(w^2) / k``; AE400-10: a sparse autoencoder, frozen, then a softmax);
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -28,29 +29,19 @@ import numpy as np
 import torch
 from torch import nn
 
-import advtut.attacks.base
-import advtut.attacks.box_lbfgs
-import advtut.attacks.lbfgs
-import advtut.attacks.sets
-import advtut.chapters.blindspots_paper
-import advtut.data
-import advtut.distances
-import advtut.evaluation
-import advtut.lagrangian
-import advtut.models
-import advtut.training
 from advtut.attacks.lbfgs import lbfgs_attack
 from advtut.attacks.sets import AdversarialSet, adversarial_set, amplify, gaussian_noise
-from advtut.cache import cache_path, data_digest, load_or_compute
+from advtut.book.cache import cache_path, data_digest, load_or_compute
 from advtut.distances import rms
 from advtut.evaluation import error_matrix, error_rate
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
 from advtut.models import AE400, FC, FC10
+from advtut.seeding import seeded
 from advtut.training import train_lbfgs, train_sparse_autoencoder
-from advtut.chapters.blindspots_paper import LINEAR, ModelSpec
+from advtut.chapters.blindspots.source import LINEAR, ModelSpec
 
-__all__ = ["CODE", "cache_namer", "MnistSubsets", "mnist_subsets", "build_model", "train_model",
+__all__ = ["cache_namer", "MnistSubsets", "mnist_subsets", "build_model", "train_model",
            "train_models", "attack_models", "train_test_errors", "split_errors", "ExactCheck",
            "exact_check", "penalty_exactness", "exact_optima", "untargeted_distortions",
            "CrossErrors", "cross_model_errors", "transfer_errors", "off_diagonal_mean",
@@ -58,10 +49,6 @@ __all__ = ["CODE", "cache_namer", "MnistSubsets", "mnist_subsets", "build_model"
 
 
 # --- Caching ------------------------------------------------------------------------------------
-#: The code whose change invalidates the chapter's cache files.
-CODE = (advtut.data, advtut.models, advtut.training, advtut.evaluation, advtut.distances,
-        advtut.lagrangian, advtut.attacks.base, advtut.attacks.box_lbfgs, advtut.attacks.lbfgs,
-        advtut.attacks.sets, advtut.chapters.blindspots_paper)
 
 
 def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
@@ -69,13 +56,11 @@ def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
     """``kept(*parts)``: the cache file for ``parts`` (None when ``cache_dir`` is None), its name
     keyed by ``profile``, ``seed``, the profile's ``settings``, the ``device`` (a GPU's models
     differ from a CPU's in the last bits), a digest of the ``data`` tensors (another data root
-    gives other files) and the source of :data:`CODE` and of this module
-    (:func:`advtut.cache.cache_path`)."""
-    import sys
-
+    gives other files) and the source of this module and of every ``advtut`` module it imports,
+    transitively (:func:`advtut.book.cache.cache_path`)."""
     if cache_dir is None:
         return lambda *parts: None
-    code = (*CODE, sys.modules[__name__])
+    code = (sys.modules[__name__],)
     key = {**dict(settings), "device": str(device), "data": data_digest(*data)}
 
     def kept(*parts):
@@ -191,8 +176,7 @@ def train_models(specs, data, *, seeds, kept=None, prefix: str = "model",
     for spec, (x, y), seed in zip(specs, data, seeds, strict=True):
         t0 = time.perf_counter()
         cache = kept(prefix, spec.name) if kept else None
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):
             models[spec.name] = train_model(spec, x, y, cache=cache, **train_kw)
         seconds[spec.name] = time.perf_counter() - t0
     return models, seconds

@@ -4,7 +4,7 @@ Example (the cell right after the papermill ``parameters`` cell)::
 
     run = start_chapter("01_iris", profile=profile, seed=seed, device=device,
                         results_path=results_path)
-    run.settings["grid_points"]      # this profile's settings (advtut.profiles)
+    run.settings["grid_points"]      # this profile's settings (advtut.book.profiles)
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from advtut.profiles import settings as profile_settings
+from advtut.book.profiles import settings as profile_settings
 
 __all__ = ["ChapterRun", "start_chapter", "resolve_device", "seed_everything"]
 
@@ -94,7 +94,7 @@ class ChapterRun:
 
     def summary(self):
         """This run's parameters and its profile's settings as a table (a cell's output)."""
-        from advtut.tables import table
+        from advtut.book.tables import table
 
         def text(v):
             return ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import advtut.spectral
 from advtut.attacks.base import random_wrong_labels
 from advtut.attacks.lbfgs import lbfgs_attack
 from advtut.distances import l2
 from advtut.evaluation import logits as model_logits
 from advtut.models import MnistCNN
-from advtut.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
+from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
+from advtut.projection import ProjectToBound
 from advtut.spectral import (bound_grid, certified_radius, conv_matrix, conv_operator_norm_bound,
                              layer_bound, local_lipschitz, max_pool_lipschitz,
                              operator_norm)
@@ -49,46 +47,6 @@ ALEXNET_LAYERS = (
     ("fc1", "classifier", 1, None), ("fc2", "classifier", 4, None),
     ("fc3", "classifier", 6, None),
 )
-
-
-def alexnet(weights=None, *, seed: int = 0) -> tuple[nn.Module, str]:
-    """torchvision's AlexNet in eval mode and a line saying whose weights it holds.
-
-    ``weights``: ``None`` (the initialisation, seeded by ``seed``), ``"download"``
-    (torchvision's ``IMAGENET1K_V1``, fetched online and checked against its hash) or the path
-    of a saved state dict (loaded with ``weights_only=True``).
-    """
-    from torchvision.models import AlexNet_Weights
-    from torchvision.models import alexnet as tv_alexnet
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = tv_alexnet(weights=None)
-    if weights is None:
-        what = f"torchvision's AlexNet at its initialisation (seed {seed}): no trained weights"
-    elif weights == "download":
-        state = AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
-        model.load_state_dict(state)
-        what = "torchvision's AlexNet, ImageNet weights IMAGENET1K_V1 (top-1 56.5%)"
-    elif isinstance(weights, (str, Path)):
-        path = Path(weights)
-        if not path.is_file():
-            raise ValueError(f"alexnet_weights: no file at {path}; give None, 'download' or the "
-                             "path of a state dict saved with torch.save(model.state_dict(), path)")
-        state = torch.load(path, weights_only=True, map_location="cpu")
-        if not isinstance(state, dict):
-            raise ValueError(f"alexnet_weights: {path} holds a {type(state).__name__}, not a "
-                             "state dict")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).splitlines()[1:3]
-            raise ValueError(f"alexnet_weights: {path} is not a torchvision AlexNet state dict: "
-                             + " ".join(line.strip() for line in first)) from None
-        what = f"torchvision's AlexNet, weights from {path.name}"
-    else:
-        raise ValueError(f"alexnet_weights must be None, 'download' or a file path, got {weights!r}")
-    return model.eval(), what
 
 
 def _alexnet_module(model: nn.Module, part: str, index: int) -> nn.Module:
@@ -268,44 +226,17 @@ def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, iters: int,
     return rows
 
 
-class ProjectToBound:
-    """A training callback that keeps every rectified layer's bound at most ``target``.
-
-    Every ``every`` steps and at step ``n_steps`` (the last) each layer whose
-    :func:`~advtut.spectral.layer_bound` exceeds ``target`` has its weight scaled down to it:
-    the network's Lipschitz bound stays at most ``target ** 4``. A hard version of the
-    paper's suggestion to penalise the bounds (spectral normalisation scales the same way, by
-    the reshaped kernel's norm instead of the convolution's).
-    """
-
-    def __init__(self, target: float, *, every: int, n_steps: int):
-        if not target > 0:
-            raise ValueError(f"target must be > 0, got {target}")
-        if every < 1 or n_steps < 1:
-            raise ValueError(f"every and n_steps must be >= 1, got {every} and {n_steps}")
-        self.target, self.every, self.n_steps = float(target), int(every), int(n_steps)
-
-    @torch.no_grad()
-    def __call__(self, step: int, model: MnistCNN) -> None:
-        if step % self.every and step != self.n_steps:
-            return
-        for _, module, size in cnn_layers(model):
-            b = layer_bound(module, size)
-            if b > self.target:
-                module.weight.mul_(self.target / b)
-
-
 def train_projected(book: BookCNN, target: float, *, every: int, seed: int, device="cpu",
                     cache_dir=None) -> MnistCNN:
     """The book's CNN trained again, on the same digits with the same seed and schedule, with
     :class:`ProjectToBound` keeping every layer's bound at most ``target`` (kept in
     ``cache_dir`` like the plain one). Returns the model in eval mode."""
     n_steps = book.epochs * math.ceil(len(book.x_train) / MNIST_CNN_TRAINING["batch_size"])
-    project = ProjectToBound(target, every=every, n_steps=n_steps)
+    project = ProjectToBound(target, layers=cnn_layers, every=every, n_steps=n_steps)
     model, _ = mnist_cnn(book.x_train, book.y_train, epochs=book.epochs, seed=seed,
                          device=device, cache_dir=cache_dir, variant=f"bound{target:g}",
                          callback=project, callback_settings={"target": target, "every": every},
-                         code=(advtut.spectral, sys.modules[__name__]))
+                         code=(train_projected,))
     return model
 
 

@@ -1,15 +1,15 @@
-"""Chapter 5's tables and results entries: each experiment of :mod:`advtut.chapters.spectral`
-beside the paper's Table 5 as an HTML table (:func:`advtut.tables.table`), written as results
+"""Chapter 5's tables and results entries: each experiment of :mod:`advtut.chapters.spectral.experiments`
+beside the paper's Table 5 as an HTML table (:func:`advtut.book.tables.table`), written as results
 JSON rows (``*_entries``) and as invariants that hold in any profile (``*_invariants``: the
 corrected formula is the circular convolution's norm, every bound is above the norm it bounds,
 no certified radius exceeds a distance the attack reached, ...).
 """
 from __future__ import annotations
 
-from advtut.chapters.spectral import (TABLE5, CNNNorms, LayerNorms, PaddingSweep, Sandwich)
-from advtut.results import entry, invariant
+from advtut.chapters.spectral.experiments import (TABLE5, CNNNorms, LayerNorms, PaddingSweep, Sandwich)
+from advtut.book.results import entry, invariant
 from advtut.spectral import NormEstimate
-from advtut.tables import table
+from advtut.book.tables import table
 
 __all__ = ["formula_table", "big_conv_table", "table5", "network_row", "big_conv_entries", "sweep_table", "cnn_table", "sandwich_summary",
            "sandwich_table", "regulariser_table", "formula_entries", "table5_entries",

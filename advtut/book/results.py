@@ -1,4 +1,4 @@
-"""The chapters' results JSON (format fixed in BOOK.md) and the reproduction report built from it.
+"""The chapters' results JSON: its entries, invariants, writing, loading and checking.
 
 A chapter collects its headline numbers with :func:`entry` and writes them with
 :func:`write_results`::
@@ -16,9 +16,8 @@ meant to match the source::
                           unit="fraction", note="every attacked image must be fooled"))
 
 :func:`check_results` lists the entries whose ``ours`` is further than ``tol`` from ``source``
-and the invariants that do not hold;
-:func:`report_markdown` renders one table per chapter, quick (this build) beside full (recorded
-under ``results/full/``). This module imports nothing else of ``advtut``.
+and the invariants that do not hold. :mod:`advtut.book.report` renders the reproduction report
+from these files. The format and its rules are written out in the book's conventions page.
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ import os
 from pathlib import Path
 
 __all__ = ["entry", "invariant", "write_results", "load_results", "check_results",
-           "format_value", "markdown_table", "report_markdown"]
+           "holds", "within", "format_value", "OPS"]
 
 _NUMBER = (int, float)
 
@@ -77,7 +76,7 @@ def entry(name: str, ours, *, source=None, tol: float | None = None, unit: str =
     return out
 
 
-_OPS = {">=": "≥", "<=": "≤", "==": "="}
+OPS = {">=": "≥", "<=": "≤", "==": "="}
 
 
 def invariant(name: str, ours, *, op: str, value: float, tol: float = 0.0, unit: str = "",
@@ -89,8 +88,8 @@ def invariant(name: str, ours, *, op: str, value: float, tol: float = 0.0, unit:
     own maths does), and ``note`` must say why it holds. Written as
     ``{"name", "ours", "source": null, "expect": {"op", "value"}, "tol", "unit", "note"}``.
     """
-    if op not in _OPS:
-        raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r} for {name!r}")
+    if op not in OPS:
+        raise ValueError(f"op must be one of {sorted(OPS)}, got {op!r} for {name!r}")
     if not note:
         raise ValueError(f"{name!r}: an invariant needs a note saying why it must hold")
     out = entry(name, ours, unit=unit, note=note)
@@ -144,15 +143,15 @@ def _check_expect(r: dict, *, where: str) -> None:
     """An invariant's ``expect`` and ``tol`` must be well formed (a file edited by hand must
     not turn a check into a pass)."""
     e, tol = r["expect"], r.get("tol")
-    ok = (isinstance(e, dict) and e.get("op") in _OPS and isinstance(e.get("value"), _NUMBER)
+    ok = (isinstance(e, dict) and e.get("op") in OPS and isinstance(e.get("value"), _NUMBER)
           and not isinstance(e.get("value"), bool) and isinstance(tol, _NUMBER) and tol >= 0)
     if not ok:
         raise ValueError(f"{where}: invariant {r['name']!r} needs expect = {{op: one of "
-                         f"{sorted(_OPS)}, value: a number}} and tol >= 0; got expect={e!r}, "
+                         f"{sorted(OPS)}, value: a number}} and tol >= 0; got expect={e!r}, "
                          f"tol={tol!r}")
 
 
-def _holds(r: dict) -> bool:
+def holds(r: dict) -> bool:
     ours, (op, value), tol = r["ours"], (r["expect"]["op"], r["expect"]["value"]), r["tol"]
     if not isinstance(ours, _NUMBER) or isinstance(ours, bool):
         return False  # NaN is written as null: it holds nothing
@@ -165,9 +164,9 @@ def _holds(r: dict) -> bool:
     raise ValueError(f"unknown op {op!r} in {r['name']!r}")
 
 
-def _within(r: dict) -> bool:
+def within(r: dict) -> bool:
     if "expect" in r:
-        return _holds(r)
+        return holds(r)
     if isinstance(r["ours"], str) or isinstance(r["source"], str):
         return r["ours"] == r["source"]
     return abs(r["ours"] - r["source"]) <= r["tol"] + 1e-12
@@ -187,11 +186,11 @@ def check_results(doc: dict) -> list[str]:
                 continue
         elif r.get("tol") is None:
             continue
-        if "expect" in r and not _holds(r):
+        if "expect" in r and not holds(r):
             e = r["expect"]
             failures.append(f"{doc['chapter']}: {r['name']}: ours {r['ours']!r} breaks the "
                             f"invariant {e['op']} {e['value']!r} (tol {r['tol']})")
-        elif "expect" not in r and not _within(r):
+        elif "expect" not in r and not within(r):
             gap = "differs" if isinstance(r["ours"], str) else f"|gap| {abs(r['ours'] - r['source']):.4g}"
             failures.append(f"{doc['chapter']}: {r['name']}: ours {r['ours']!r}, source "
                             f"{r['source']!r}, {gap}, tol {r['tol']}")
@@ -210,70 +209,3 @@ def format_value(value, *, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown (MyST) table; floats to 4 significant digits, None as a dash."""
-    esc = lambda s: format_value(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _status(r: dict) -> str:
-    if r.get("tol") is None:
-        return "no equality expected"
-    if "expect" in r:
-        bound = f"{_OPS[r['expect']['op']]} {format_value(r['expect']['value'])}"
-        return f"invariant {bound}: " + ("holds" if _holds(r) else "**broken**")
-    return "within tol" if _within(r) else "**outside tol**"
-
-
-def _tol_text(rq: dict | None, rf: dict | None):
-    tols = [r.get("tol") for r in (rq, rf) if r is not None]
-    if len(tols) == 2 and tols[0] != tols[1]:
-        return f"{format_value(tols[0])} / {format_value(tols[1])}"
-    return tols[0]
-
-
-def report_markdown(quick: dict[str, dict], full: dict[str, dict], titles: dict[str, str]) -> str:
-    """The reproduction report: one table per chapter, quick (this build) beside full (recorded).
-
-    ``quick`` and ``full`` map a chapter id (``"01_iris"``) to its loaded results document;
-    ``titles`` maps every chapter id to its title, in book order. Each quantity is one row with
-    a column per profile that has results (``quick``, ``full``); its tolerance, status and note
-    are given per profile where they differ (a full run may carry a tol the quick one cannot).
-    """
-    out = []
-    for chapter, title in titles.items():
-        docs = {p: d for p, d in (("quick", quick.get(chapter)), ("full", full.get(chapter))) if d}
-        out.append(f"## {title}\n")
-        if not docs:
-            out.append("No results were produced for this chapter in this build.\n")
-            continue
-        for profile, doc in docs.items():
-            where = doc.get("machine") or doc["device"]
-            out.append(f"- {profile}: seed {doc['seed']}, {where}, {doc['runtime_s']:.0f} s")
-        if "full" not in docs:
-            out.append("- full: none recorded yet (see `results/full/`)")
-        by = {p: {r["name"]: r for r in d["results"]} for p, d in docs.items()}
-        names = list(dict.fromkeys(n for rows in by.values() for n in rows))
-        rows = []
-        for name in names:
-            rq, rf = by.get("quick", {}).get(name), by.get("full", {}).get(name)
-            first = rq or rf
-            unit = f" ({first['unit']})" if first.get("unit") else ""
-            values = [("—" if by[p].get(name) is None else by[p][name]["ours"]) for p in docs]
-            present = [(p, r) for p, r in (("quick", rq), ("full", rf)) if r is not None]
-            both = len(docs) == 2
-            statuses = list(dict.fromkeys(_status(r) for _, r in present))
-            status = statuses[0] if len(statuses) == 1 else "; ".join(
-                (f"{p}: " if both else "") + _status(r) for p, r in present)
-            notes = list(dict.fromkeys(r.get("note", "") for _, r in present))
-            note = notes[0] if len(notes) == 1 else "; ".join(
-                f"{p}: {r.get('note', '')}" for p, r in present)
-            source = next((r["source"] for _, r in present if r["source"] is not None), None)
-            rows.append([name + unit, source, *values, _tol_text(rq, rf), status, note])
-        out.append("\n" + markdown_table(["quantity", "source", *docs, "tol", "status", "note"],
-                                         rows) + "\n")
-    return "\n".join(out)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from advtut.seeding import seeded
 from advtut.attacks.backwork import (SOURCE_SETTINGS, BackworkResult, backwork,
                                     layer_activations, similarity_costs)
 from advtut.evaluation import logits as model_logits
@@ -144,8 +145,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
               ) -> nn.Module:
     """A sigmoid MLP (784-256-10, :class:`advtut.models.FC`) trained with SGD and momentum on
     ``x`` ``(N, 1, 28, 28)``, ``y``; its weights and batch order seeded by ``seed``."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         mlp = FC((256,)).to(device)
     train_minibatch(mlp, x, y, epochs=epochs, batch_size=64, lr=0.1, momentum=0.9,
                     schedule="cosine", seed=seed, progress=False)
@@ -177,7 +177,7 @@ def with_rejection_class(model: MnistCNN) -> MnistCNN:
     """An 11-class copy of ``model`` (class 10: "fooling image"): every weight copied; the new
     output row's weights zero and its bias 10 below the smallest of the others, so the copy
     predicts as ``model`` does wherever some logit exceeds that constant (almost always)."""
-    with torch.random.fork_rng():          # its initial weights are overwritten at once
+    with seeded(None):          # its initial weights are overwritten at once
         new = MnistCNN(n_classes=11, widths=(model.conv1.out_channels,
                                              model.conv2.out_channels),
                        hidden=model.fc1.out_features).to(model.fc2.weight.device)

@@ -1,0 +1,1 @@
+"""Chapter code: attribution."""
