@@ -32,6 +32,8 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 
+from advtut.book.determinism import guard_rng
+
 __all__ = ["module_closure", "code_fingerprint", "data_digest", "cache_path", "load_or_compute"]
 
 
@@ -161,7 +163,7 @@ def load_or_compute(path, compute: Callable[[], object]):
     path = Path(path)
     if path.is_file():
         return torch.load(path, weights_only=True, map_location="cpu")
-    value = compute()
+    value = guard_rng(compute, what=path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     torch.save(value, tmp)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from advtut.book import determinism
 from advtut.book.profiles import settings as profile_settings
 
 __all__ = ["ChapterRun", "start_chapter", "resolve_device", "seed_everything"]
@@ -108,11 +109,15 @@ def start_chapter(chapter: str, *, profile: str, seed: int, device: str = "auto"
                   results_path: str | None = None) -> ChapterRun:
     """Validate a chapter's papermill parameters, seed the generators and resolve the device.
 
-    Raises ``ValueError`` with the accepted values for an unknown ``profile`` or ``device``, a
-    negative or non-integer ``seed``, or a ``results_path`` that is not a string or None.
+    From here on, draws that would make a second run differ are recorded
+    (:mod:`advtut.book.determinism`) and written with the results. Raises ``ValueError`` with the
+    accepted values for an unknown ``profile`` or ``device``, a negative or non-integer
+    ``seed``, or a ``results_path`` that is not a string or None.
     """
     cfg = profile_settings(chapter, profile)
     dev = resolve_device(device)
+    determinism.install()  # from here on, unseeded draws are recorded for the results JSON
+    determinism.reset()
     seed_everything(seed)
     if results_path is not None and not isinstance(results_path, (str, os.PathLike)):
         raise ValueError(f"results_path must be a file path or None, got {results_path!r}")

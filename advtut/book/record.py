@@ -59,6 +59,7 @@ def record_full_results(chapter_id: str, *, source: str | os.PathLike | None = N
     return write_results(root / "results" / "full" / f"{chapter_id}.json",
                          chapter=doc["chapter"], profile=doc["profile"], seed=doc["seed"],
                          device=doc["device"], runtime_s=doc["runtime_s"],
-                         results=doc["results"], machine=machine or describe_machine())
+                         results=doc["results"], machine=machine or describe_machine(),
+                         determinism=doc.get("determinism", []))
 
 

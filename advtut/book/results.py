@@ -103,8 +103,17 @@ def invariant(name: str, ours, *, op: str, value: float, tol: float = 0.0, unit:
 
 
 def write_results(path, *, chapter: str, profile: str, seed: int, device: str, runtime_s: float,
-                  results: list[dict], machine: str | None = None) -> Path:
-    """Write the results JSON (BOOK.md format) atomically; returns the path."""
+                  results: list[dict], machine: str | None = None,
+                  determinism: list[str] | None = None) -> Path:
+    """Write the results JSON (BOOK.md format) atomically; returns the path.
+
+    ``determinism``: what :mod:`advtut.book.determinism` found that could make a second run
+    differ; by default, its findings in this process when a chapter is being checked (any
+    finding fails :func:`check_results`)."""
+    from advtut.book import determinism as det
+
+    if determinism is None and det.installed():
+        determinism = det.findings()
     names = [r["name"] for r in results]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -113,6 +122,8 @@ def write_results(path, *, chapter: str, profile: str, seed: int, device: str, r
            "runtime_s": round(float(runtime_s), 2), "results": results}
     if machine:
         doc["machine"] = machine
+    if determinism is not None:
+        doc["determinism"] = [str(d) for d in determinism]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -173,10 +184,12 @@ def within(r: dict) -> bool:
 
 
 def check_results(doc: dict) -> list[str]:
-    """Sentences for each entry with a ``tol`` whose ``|ours - source| > tol``, and for each
-    invariant that does not hold (empty: all pass). Text entries (``tol=0``) must be equal.
+    """Sentences for each entry with a ``tol`` whose ``|ours - source| > tol``, for each
+    invariant that does not hold and for each ``determinism`` finding (empty: all pass). Text
+    entries (``tol=0``) must be equal.
     """
-    failures = []
+    failures = [f"{doc['chapter']}: a second run could differ: {d}"
+                for d in doc.get("determinism") or []]
     for r in doc["results"]:
         if "expect" in r:  # an invariant is always checked, whatever its tol says
             try:
