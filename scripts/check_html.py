@@ -10,8 +10,11 @@ favicon.ico. On chapter pages the Colab and Binder buttons must open the *source
 repository set in _config.yml. The page must also read well (`page_problems`): no Markdown table
 left as raw `| a | b |` text, at most one tqdm progress-bar line per loop in an output (and at most
 MAX_PROGRESS_LINES on the page), no code block (cell input, cell output or Markdown code) that
-scrolls sideways in the book's column, and no code cell over MAX_CELL_LINES lines (hidden inputs
-included). A full-page screenshot of each page is written. Exits 1 on any failure, listing every one.
+scrolls sideways in the book's column, no table and no display equation wider than its column
+(a MathJax equation does not wrap: one wider than the column is cut off or scrolls, so break it
+with ``aligned`` or split it), and no code cell over MAX_CELL_LINES lines (hidden inputs included).
+Collapsed <details> (hidden cells, dropdowns) are opened while they are measured. A full-page
+screenshot of each page is written. Exits 1 on any failure, listing every one.
 """
 from __future__ import annotations
 
@@ -137,19 +140,74 @@ def wide_code(page) -> list[str]:
 
 
 def wide_tables(page) -> list[str]:
-    """Tables wider than the page's column (the reader would have to scroll them sideways)."""
+    """Tables wider than the page's column (the reader would have to scroll them sideways).
+
+    Tables in collapsed <details> (the report's dropdowns) are opened just long enough to measure.
+    """
     tables = page.evaluate("""() => {
         const col = document.querySelector('article');
         if (!col) return [];
         const width = col.getBoundingClientRect().width;
+        const closed = Array.from(document.querySelectorAll('details:not([open])'));
+        closed.forEach(d => d.open = true);
         // a table's box (its scroll container, or the column) is what the reader sees of it
-        return Array.from(col.querySelectorAll('table'), t => ({
+        const tables = Array.from(col.querySelectorAll('table'), t => ({
             width: t.getBoundingClientRect().width,
             column: Math.min(width, t.parentElement.clientWidth || width),
             name: (t.caption ? t.caption.textContent : t.textContent).trim()}));
+        closed.forEach(d => d.open = false);
+        return tables;
     }""")
     return [f"table is {t['width']:.0f}px wide in a {t['column']:.0f}px column: {_short(t['name'])}"
             for t in tables if t["width"] > t["column"] + 1]
+
+
+def wide_maths(page) -> list[str]:
+    """Display equations wider than their column: MathJax 3 does not break a line, so the end of
+    such an equation is cut off (or scrolls) in the book's column.
+
+    Measured: each ``mjx-container[display="true"]`` (its ``mjx-math``, the typeset equation)
+    against the column and its own box (the ``div.math`` around it); a ``div.math`` that MathJax
+    has not typeset is measured as it stands. The problem names the start of the equation's TeX
+    (from MathJax's list of typeset maths, else the block's text).
+    """
+    blocks = page.evaluate("""() => {
+        const col = document.querySelector('article');
+        if (!col) return [];
+        const width = col.getBoundingClientRect().width;
+        const closed = Array.from(document.querySelectorAll('details:not([open])'));
+        closed.forEach(d => d.open = true);
+        const tex = new Map();
+        try {
+            for (const item of window.MathJax.startup.document.math)
+                if (item.typesetRoot) tex.set(item.typesetRoot, item.math);
+        } catch (e) {}
+        const blocks = [];
+        for (const el of col.querySelectorAll('mjx-container[display="true"], div.math')) {
+            const typeset = el.matches('mjx-container');
+            if (!typeset && el.querySelector('mjx-container')) continue;  // seen as its container
+            const box = typeset ? (el.closest('div.math') || el.parentElement) : el;
+            const eq = typeset ? (el.querySelector('mjx-math') || el) : el;
+            blocks.push({
+                width: Math.max(eq.getBoundingClientRect().width, el.scrollWidth),
+                column: Math.min(width, box.clientWidth || width),
+                tex: tex.get(el) || el.textContent});
+        }
+        closed.forEach(d => d.open = false);
+        return blocks;
+    }""")
+    return [f"display equation is {b['width']:.0f}px wide in a {b['column']:.0f}px column (break "
+            f"it with aligned, or split it): {_short(_strip_delimiters(b['tex']))}"
+            for b in blocks if b["width"] > b["column"] + 1]
+
+
+def _strip_delimiters(tex: str) -> str:
+    """An equation's TeX without the ``\\[ \\]`` or ``$$`` around it (as Sphinx writes it)."""
+    tex = tex.strip()
+    for left, right in (("\\[", "\\]"), ("$$", "$$")):
+        if tex.startswith(left) and tex.endswith(right) and len(tex) >= len(left) + len(right):
+            return tex[len(left):-len(right)].strip()
+    return tex
 
 
 def long_cells(page) -> list[str]:
@@ -168,12 +226,12 @@ def long_cells(page) -> list[str]:
 
 
 def page_problems(page) -> list[str]:
-    """What makes a loaded page read badly: raw tables, progress-bar spam, wide code or tables,
-    long cells."""
+    """What makes a loaded page read badly: raw tables, progress-bar spam, wide code, tables or
+    display equations, long cells."""
     outputs = page.evaluate(
         "Array.from(document.querySelectorAll('div.cell_output pre'), pre => pre.textContent)")
     return (raw_tables(page) + progress_problems(outputs) + wide_code(page) + wide_tables(page)
-            + long_cells(page))
+            + wide_maths(page) + long_cells(page))
 
 
 def check(html_dir: Path, shots: Path, chromium: str, repo_root: Path) -> list[str]:

@@ -1,12 +1,16 @@
 """The reading checks of scripts/check_html.py, run in the real headless Chromium on tiny pages.
 
 The pages copy myst-nb's markup for code cells and a column about as wide as the book's, so each
-defect (raw table, progress-bar spam, sideways scrolling, long cell) is proved on what a browser lays out.
+defect (raw table, progress-bar spam, sideways scrolling, long cell, wide equation) is proved on
+what a browser lays out. MathJax is not here (a real build serves it from the book), so a display
+equation is MathJax 3's CHTML markup with the typeset equation's width, and the list of typeset
+maths that MathJax keeps (``MathJax.startup.document.math``) is given as MathJax would.
 """
 from __future__ import annotations
 
 import html
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +59,27 @@ def cell(source: str, output: str | None = None, hide_input: bool = False) -> st
     return f'<div class="cell docutils container{tag}">{code}{out}</div>'
 
 
+def display_math(tex: str, width: int, *, register: bool = True) -> str:
+    """A display equation as Sphinx and MathJax 3 (CHTML) leave it, typeset ``width`` px wide.
+
+    With ``register`` the equation's TeX is added to the page's ``MathJax.startup.document.math``
+    (as MathJax does for every equation it typesets); without it only the markup is there.
+    """
+    item = ("<script>(window.MathJax = window.MathJax || {startup: {document: {math: []}}})"
+            ".startup.document.math.push({math: %s, display: true, "
+            "typesetRoot: document.currentScript.previousElementSibling.firstElementChild});"
+            "</script>" % json.dumps(tex)) if register else ""
+    return ('<div class="math notranslate nohighlight"><mjx-container class="MathJax CHTML" '
+            'jax="CHTML" display="true" style="display: block; text-align: center; margin: 1em 0">'
+            '<mjx-math display="true" class="MJX-TEX" '
+            f'style="display: inline-block; width: {width}px"><mjx-mi>x</mjx-mi></mjx-math>'
+            f'</mjx-container></div>{item}')
+
+
+CHAPTER_3 = (r"x' = \arg\max_{x \in \mathcal{I}} \langle \phi(x), e_i \rangle \quad "
+             r"\text{(a unit)} \qquad\text{with}\qquad "
+             r"x' = \arg\max_{x \in \mathcal{I}} \langle \phi(x), v \rangle")
+
 CLEAN = "\n".join([
     "<h1>A clean page</h1><p>Prose with a | pipe, and a table below.</p>",
     "<table><tr><th>model</th><th>error</th></tr><tr><td>|---|</td><td>0.1</td></tr></table>",
@@ -63,6 +88,8 @@ CLEAN = "\n".join([
     cell("import numpy as np\nx = np.zeros(3)\nprint(x)\n", "[0. 0. 0.]\n"),
     cell("for i in trange(20):\n    pass\n", "100%|██████████| 20/20 [00:02<00:00, 8.00it/s]\n"),
     cell("\n".join(f"y{i} = {i}" for i in range(30)) + "\n", hide_input=True),
+    display_math(r"x' = \arg\max_x f(x)", 300),
+    "<details><summary>Table</summary><table><tr><td>a</td><td>1</td></tr></table></details>",
 ])
 
 
@@ -139,6 +166,27 @@ def test_table_wider_than_the_column_fails(problems):
     wide = f'<div style="overflow-x: auto"><table><caption>Table 5</caption><tr>{header}</tr></table></div>'
     found = problems(wide)
     assert len(found) == 1 and "table is" in found[0] and "Table 5" in found[0]
+
+
+def test_table_wider_than_the_column_fails_in_a_collapsed_dropdown(problems):
+    header = "".join(f"<th>a long column header {i}</th>" for i in range(12))
+    found = problems(f'<details class="sd-dropdown"><summary>1. Iris</summary><div><table>'
+                     f'<caption>Table 6</caption><tr>{header}</tr></table></div></details>')
+    assert len(found) == 1 and "table is" in found[0] and "Table 6" in found[0]
+
+
+def test_display_equation_wider_than_the_column_fails(problems):
+    """Chapter 3's first equation was 799 px in the book's 752 px column, cut off at "(a randor"."""
+    found = problems("<p>it compares</p>" + display_math(CHAPTER_3, 799))
+    assert found == ["display equation is 799px wide in a 700px column (break it with aligned, or "
+                     "split it): " + repr(CHAPTER_3[:60])]
+
+
+def test_display_equation_is_named_by_its_text_without_mathjax_list(problems):
+    found = problems("<details><summary>hidden</summary>"
+                     + display_math("wide", 900, register=False) + "</details>")
+    assert found == ["display equation is 900px wide in a 700px column (break it with aligned, or "
+                     "split it): 'x'"]
 
 
 def test_long_code_cell_fails_even_when_hidden(problems):

@@ -21,8 +21,13 @@ from advtut.book.toc import Chapter, chapters, find_root
 __all__ = ["build_book", "vendor_mathjax"]
 
 
-def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter]) -> str:
-    from advtut.book.report import report_markdown
+REPORT_FIGURE = "report_ours_vs_source.png"  # next to book/report.md in the staging folder
+
+
+def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter],
+                 src: Path) -> str:
+    """The report page's Markdown; writes its figure (``REPORT_FIGURE``) into ``src / "book"``."""
+    from advtut.book.report import report_markdown, source_points, write_ours_vs_source
     from advtut.book.results import load_results
 
     json_paths = {c.id: executed_paths(c, build_dir, profile)[1] for c in chs}
@@ -30,8 +35,14 @@ def _report_page(root: Path, build_dir: Path, profile: str, chs: list[Chapter]) 
     full = {p.stem: load_results(p) for p in sorted((root / "results" / "full").glob("*.json"))}
     if profile == "full":  # a full build shows its own numbers; nothing to put beside them
         full, ours = {**full, **ours}, {}
+    titles = {c.id: c.title for c in chs}
+    points = source_points([*ours.values(), *full.values()])
+    figure = None
+    if points:
+        write_ours_vs_source(points, titles, src / "book" / REPORT_FIGURE)
+        figure = REPORT_FIGURE
     head = (root / "book" / "report_header.md").read_text()
-    return head + "\n" + report_markdown(ours, full, {c.id: c.title for c in chs})
+    return head + "\n" + report_markdown(ours, full, titles, figure=figure)
 
 
 MATHJAX = "mathjax@3.2.2"  # Sphinx 7.4 loads MathJax 3's tex-mml-chtml.js
@@ -42,8 +53,9 @@ def vendor_mathjax(build_dir: Path) -> Path | None:
 
     So that the book renders its mathematics without the internet (CI, offline readers).
     ``npm pack`` checks the package against the registry's integrity hash; the archive is
-    unpacked with tarfile's ``data`` filter (no absolute paths, links or files outside the folder). Returns None (the book then loads MathJax from
-    its CDN) when npm is missing or the registry cannot be reached.
+    unpacked with tarfile's ``data`` filter (no absolute paths, links or files outside the
+    folder). Returns None (the book then loads MathJax from its CDN) when npm is missing or the
+    registry cannot be reached.
     """
     dest = build_dir / "mathjax" / "es5"
     if (dest / "tex-mml-chtml.js").is_file():
@@ -62,7 +74,8 @@ def vendor_mathjax(build_dir: Path) -> Path | None:
         proc = None
     archives = sorted(work.glob("mathjax-*.tgz"))
     if proc is None or proc.returncode != 0 or not archives:
-        why = "timed out" if proc is None else (proc.stderr.strip().splitlines() or ["no archive"])[-1]
+        lines = [] if proc is None else proc.stderr.strip().splitlines()
+        why = "timed out" if proc is None else (lines or ["no archive"])[-1]
         print(f"[book] could not fetch {MATHJAX} from npm ({why}): MathJax will load from its CDN")
         shutil.rmtree(work, ignore_errors=True)
         return None
@@ -82,7 +95,8 @@ def _use_local_mathjax(src: Path, es5: Path) -> None:
     shutil.copytree(es5, src / "book" / "_static" / "mathjax")
     cfg_path = src / "_config.yml"
     cfg = yaml.safe_load(cfg_path.read_text())
-    cfg.setdefault("sphinx", {}).setdefault("config", {})["mathjax_path"] = "mathjax/tex-mml-chtml.js"
+    sphinx_config = cfg.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_config["mathjax_path"] = "mathjax/tex-mml-chtml.js"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
@@ -105,7 +119,7 @@ def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto
     (src / "notebooks").mkdir()
     for ch in chs:
         shutil.copy2(executed_paths(ch, build_dir, profile)[0], src / "notebooks" / ch.path.name)
-    (src / "book" / "report.md").write_text(_report_page(root, build_dir, profile, chs))
+    (src / "book" / "report.md").write_text(_report_page(root, build_dir, profile, chs, src))
     es5 = vendor_mathjax(build_dir)
     if es5 is not None:
         _use_local_mathjax(src, es5)
@@ -114,7 +128,8 @@ def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto
            str(root), "--all", "-W", "-n", "--keep-going"]
     print("[book] " + " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:
-        raise ChapterFailed("jupyter-book build failed (warnings count as errors); see the log above")
+        raise ChapterFailed("jupyter-book build failed (warnings count as errors); "
+                            "see the log above")
     index = build_dir / "html" / "index.html"
     print(f"[book] the book is at {index}")
     return index
