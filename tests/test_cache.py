@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import advtut.book.cache
-from advtut.book.cache import cache_path, code_fingerprint, load_or_compute
+from advtut.book.cache import cache_path, code_fingerprint, load_or_compute, module_closure
 
 
 def square(v):
@@ -84,3 +84,38 @@ def test_loading_refuses_pickled_code(tmp_path):
     torch.save({"f": json.dumps}, path)  # a function: not plain data
     with pytest.raises(Exception, match="[Ww]eights"):
         load_or_compute(path, lambda: None)
+
+
+def test_the_key_follows_imports_transitively(tmp_path, monkeypatch):
+    """A function's key covers every module it imports, and what those import: editing a module
+    two imports away (here inside a function body) gives another key."""
+    pkg = tmp_path / "fpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "top.py").write_text("from fpkg.middle import helper\n\ndef produce():\n"
+                                "    return helper()\n")
+    (pkg / "middle.py").write_text("def helper():\n    from fpkg import bottom\n"
+                                   "    return bottom.VALUE\n")
+    (pkg / "bottom.py").write_text("VALUE = 1\n")
+    (pkg / "unrelated.py").write_text("X = 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    top = importlib.import_module("fpkg.top")
+    closure = module_closure([top.produce], package="fpkg")
+    assert list(closure) == ["fpkg", "fpkg.bottom", "fpkg.middle", "fpkg.top"]
+    before = code_fingerprint([top.produce], package="fpkg")
+    (pkg / "unrelated.py").write_text("X = 1\n")
+    assert code_fingerprint([top.produce], package="fpkg") == before
+    (pkg / "bottom.py").write_text("VALUE = 2\n")
+    assert code_fingerprint([top.produce], package="fpkg") != before
+
+
+def test_the_shared_networks_key_covers_what_training_imports():
+    """The zoo's CNN is keyed by advtut.evaluation too (training imports it for model_mode):
+    editing it must retrain the cached network."""
+    from advtut.chapters.zoo import mnist_cnn
+
+    closure = module_closure([mnist_cnn])
+    assert {"advtut.chapters.zoo", "advtut.training", "advtut.evaluation",
+            "advtut.models"} <= set(closure)

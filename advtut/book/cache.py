@@ -99,7 +99,7 @@ def module_closure(code: Iterable, *, package: str = "advtut") -> dict[str, Path
     return dict(sorted(seen.items()))
 
 
-def code_fingerprint(code: Iterable) -> str:
+def code_fingerprint(code: Iterable, *, package: str = "advtut") -> str:
     """A hex SHA-256 of the sources of :func:`module_closure` of ``code``: the modules the
     functions, classes or modules are defined in and every ``advtut`` module those import,
     transitively, each hashed with its name."""
@@ -113,7 +113,7 @@ def code_fingerprint(code: Iterable) -> str:
                 raise ValueError(f"code must be modules, functions or classes with a source "
                                  f"file; cannot read the source of {obj!r}: {err}") from None
             h.update(len(src).to_bytes(8, "little") + src)
-    for name, path in module_closure(code).items():
+    for name, path in module_closure(code, package=package).items():
         src = path.read_bytes()
         h.update(name.encode() + b"\0" + len(src).to_bytes(8, "little"))
         h.update(src)
