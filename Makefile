@@ -1,4 +1,5 @@
-# advtut: `make book` (the main job), `make test`, `make lab`. See README.md.
+# advtut: `make book` (the main job), `make test` (ruff, then pytest), `make lab`.
+# See README.md and CONTRIBUTING.md.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,6 +26,7 @@ execute: venv
 	$(PY) -m advtut.book execute $(if $(PROFILE),--profile $(PROFILE)) --seed $(SEED) $(CHAPTERS)
 
 test: venv
+	$(VENV)/bin/ruff check advtut tests scripts benchmarks
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lab: venv

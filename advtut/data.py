@@ -39,6 +39,7 @@ from advtut.download import download as download_file
 __all__ = [
     "DataNotFoundError", "Dataset", "data_root", "load_iris", "load_mnist",
     "load_fashion_mnist", "load_flowers", "load_tiny_imagenet", "load_image_folder",
+    "FLOWER_CLASSES",
 ]
 
 ENV_VAR = "ADVTUT_DATA"
@@ -267,6 +268,7 @@ FLOWER_URLS = (
 )
 FLOWER_SHA256 = "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c"  # TFDS's
 FLOWER_SIZE = 228_813_984
+#: The flower photos' five classes, in label order (label ``i`` is ``FLOWER_CLASSES[i]``).
 FLOWER_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 
 

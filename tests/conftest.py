@@ -6,7 +6,6 @@ download code is tested for real (resume, retries, checksums) without the intern
 from __future__ import annotations
 
 import http.server
-import os
 import random
 import threading
 from pathlib import Path
@@ -14,9 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -27,10 +23,13 @@ def _seeded():
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The offline data root: $ADVTUT_DATA, else ../shared/data beside the checkout."""
-    root = Path(os.environ.get("ADVTUT_DATA") or SHARED_DATA)
+    """The offline data root: ``$ADVTUT_DATA``, else the library's default (``data_root()``)."""
+    from advtut.data import data_root as default_root
+
+    root = default_root()
     if not (root / "MNIST").is_dir():
-        pytest.fail(f"offline data not found at {root}: set ADVTUT_DATA to the shared data folder")
+        pytest.fail(f"offline data not found at {root}: set ADVTUT_DATA to a folder with the "
+                    "datasets (CONTRIBUTING.md)")
     return root
 
 

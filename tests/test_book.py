@@ -1,6 +1,7 @@
 """The book's structure: the table of contents, the committed notebooks, the repository URL,
 and how a failing chapter is reported."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from advtut.book import (ChapterFailed, chapters, execute_chapter, find_root, re
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_ORDER = ["01_iris", "02_linear_imagenet", "03_units_directions", "04_lbfgs_mnist",
-              "05_spectral", "06_fooling_from_noise", "07_attribution"]  # BOOK.md
+              "05_spectral", "06_fooling_from_noise", "07_attribution"]  # book/conventions.md
 
 
 def test_toc_lists_existing_chapters_in_book_order():
@@ -43,7 +44,7 @@ def test_committed_notebook_is_clean_and_has_the_book_parameters(chapter):
 
 @pytest.mark.parametrize("chapter", chapters(ROOT), ids=lambda c: c.id)
 def test_code_cells_fit_the_book_column(chapter):
-    """BOOK.md: no code cell scrolls sideways (77 characters at 1280 px) or runs past 30 lines;
+    """The page rules (book/conventions.md): no code cell scrolls sideways (77 characters at 1280 px) or runs past 30 lines;
     the browser check measures the rendered page, this catches it before a build."""
     nb = json.loads(chapter.path.read_text())
     for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
@@ -173,3 +174,43 @@ def test_full_results_are_recorded_with_the_machine_and_checked(tmp_path):
         record_full_results("02_linear_imagenet", root=tmp_path)
     with pytest.raises(ValueError, match="unknown chapter"):
         record_full_results("09_nothing", root=tmp_path)
+
+
+def _public_modules() -> set[str]:
+    """Every module of the package, by dotted name, with no part starting with ``_``."""
+    names = set()
+    for path in (ROOT / "advtut").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(p.startswith("_") for p in parts):
+            names.add(".".join(parts))
+    return names
+
+
+def test_api_reference_lists_every_public_module():
+    """book/api.md and its pages document each module once, so a new module cannot be left
+    out of the API reference silently (and a removed one fails here before Sphinx does)."""
+    pages = [ROOT / "book" / "api.md", *sorted((ROOT / "book" / "api").rglob("*.md"))]
+    directive = re.compile(r"^\.\. automodule:: (\S+)$", re.M)
+    listed = [m for p in pages for m in directive.findall(p.read_text())]
+    assert len(listed) == len(set(listed)), sorted({m for m in listed if listed.count(m) > 1})
+    modules = _public_modules()
+    assert "advtut.attacks.lbfgs" in modules and "advtut.chapters.zoo" in modules
+    missing = sorted(modules - set(listed))
+    assert not missing, f"missing from the API reference: {missing}"
+    assert not set(listed) - modules, f"not modules of the package: {sorted(set(listed) - modules)}"
+    toc = (ROOT / "_toc.yml").read_text()
+    for p in pages:
+        assert f"file: {p.relative_to(ROOT).with_suffix('').as_posix()}\n" in toc, p
+
+
+def test_no_path_outside_the_repository():
+    """The package, the notebooks, the README and the book's pages name no file outside the
+    repository (the data root is the ADVTUT_DATA variable)."""
+    files = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "advtut").rglob("*.py"),
+             *(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "book").rglob("*.md")]
+    for f in files:
+        text = f.read_text()
+        for bad in ("../shared", "BOOK.md", "STYLE.md"):
+            assert bad not in text, f"{f.relative_to(ROOT)} mentions {bad}"

@@ -1,5 +1,5 @@
-"""The loaders on the offline copies in ../shared/data (counts from its SOURCES.md), their
-errors, and the download path against a local server."""
+"""The loaders on the offline copies in $ADVTUT_DATA (the counts are the datasets' published
+ones), their errors, and the download path against a local server."""
 import gzip
 import hashlib
 

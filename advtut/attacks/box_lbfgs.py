@@ -5,7 +5,7 @@
 pushes outwards are held fixed (the active set), the quasi-Newton direction is computed on the
 free variables, and each step is projected back onto the box inside a backtracking (Armijo)
 line search; every row stops on scipy's criteria. It is the solver of the L-BFGS attack
-(:mod:`advtut.attacks.lbfgs`), which keeps one :class:`_BoxLBFGS` state for a whole batch and
+(:mod:`advtut.attacks.lbfgs`), which keeps one ``_BoxLBFGS`` state for a whole batch and
 restarts rows with new penalty weights while the others go on.
 
 Example::

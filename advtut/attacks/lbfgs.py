@@ -1,7 +1,7 @@
 """Box-constrained L-BFGS adversarial examples (Szegedy et al., 2014, section 4.1).
 
 The paper approximates ``D(x, l)``, the closest image to ``x`` in ``[0, 1]^m`` that the
-classifier labels ``l``, by minimizing
+classifier labels ``l``, by minimizing::
 
     c * |r| + loss_f(x + r, l)    subject to    x + r in [0, 1]^m
 

@@ -105,7 +105,7 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
     ``untargeted=True`` each of the ``K - 1`` wrong labels in turn, keeping the closest
     (``K - 1`` times the work). ``float64`` attacks a float64 copy of the model (the refinement
     needs the precision; the model itself is not changed); the images are stored in ``x``'s
-    dtype and checked against ``model`` itself (see :func:`_stored`). ``convex``: the model is
+    dtype and checked against ``model`` itself (see ``_stored``). ``convex``: the model is
     linear (passed on to :func:`~advtut.attacks.lbfgs.lbfgs_attack`). Attacks run on the
     model's device in batches of ``batch_size``, ``c`` bisected to ``c_rel_tol``.
     """

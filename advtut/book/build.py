@@ -127,7 +127,10 @@ def build_book(*, profile: str | None = None, seed: int = 0, device: str = "auto
     cmd = [str(jb if jb.exists() else "jupyter-book"), "build", str(src), "--path-output",
            str(root), "--all", "-W", "-n", "--keep-going"]
     print("[book] " + " ".join(cmd), flush=True)
-    if subprocess.run(cmd).returncode != 0:
+    # The API reference documents this checkout's package, whatever else is installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+    if subprocess.run(cmd, env=env).returncode != 0:
         raise ChapterFailed("jupyter-book build failed (warnings count as errors); "
                             "see the log above")
     index = build_dir / "html" / "index.html"

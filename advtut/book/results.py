@@ -105,7 +105,8 @@ def invariant(name: str, ours, *, op: str, value: float, tol: float = 0.0, unit:
 def write_results(path, *, chapter: str, profile: str, seed: int, device: str, runtime_s: float,
                   results: list[dict], machine: str | None = None,
                   determinism: list[str] | None = None) -> Path:
-    """Write the results JSON (BOOK.md format) atomically; returns the path.
+    """Write the results JSON (the format of the book's conventions page) atomically; returns
+    the path.
 
     ``determinism``: what :mod:`advtut.book.determinism` found that could make a second run
     differ; by default, its findings in this process when a chapter is being checked (any
@@ -141,7 +142,7 @@ def load_results(path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     for key in ("chapter", "profile", "seed", "device", "runtime_s", "results"):
         if key not in doc:
-            raise ValueError(f"{path} has no {key!r} field (see BOOK.md for the format)")
+            raise ValueError(f"{path} has no {key!r} field (the format is in book/conventions.md)")
     for r in doc["results"]:
         if not {"name", "ours", "source"} <= r.keys():
             raise ValueError(f"{path}: entry {r!r} needs name, ours and source")

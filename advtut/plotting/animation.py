@@ -1,5 +1,5 @@
 """Animations that play in the rendered book: matplotlib's ``to_jshtml`` (no ffmpeg needed),
-always with a static figure beside them (BOOK.md), since a reader may print the page.
+always with a static figure beside them (the book's page rules): a reader may print the page.
 
 Example (chapter 7: attributions over training)::
 

@@ -1,1 +1,1 @@
-"""Chapter code: attribution."""
+"""Chapter 7, attributions and gradient attacks (notebooks/07_attribution.ipynb)."""

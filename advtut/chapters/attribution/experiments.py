@@ -2,8 +2,9 @@
 The methods themselves live in :mod:`advtut.attribution` and :mod:`advtut.attacks.gradient`.
 
 Source: the write-up on gradient x input attribution, the fast gradient sign method and
-normalised-gradient steps on Fashion-MNIST and the flower photos;
-``../shared/seeds/003_262803e8135d846d.txt``.
+normalised-gradient steps on Fashion-MNIST and the flower photos: Benjamin Badger, "Input
+Attribution and Adversarial Examples" (https://blbadger.github.io/input-adversarials.html; bib key
+``badger_attribution``).
 """
 from __future__ import annotations
 
@@ -217,6 +218,7 @@ def edge_correlation(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
 
 # --- sanity checks ------------------------------------------------------------------------------
 
+#: The gradient-based methods the sanity check compares, by the names the maps carry.
 METHODS = ("gradient", "gradient x input", "integrated gradients")
 
 

@@ -17,7 +17,7 @@ __all__ = ["accuracy_table", "accuracy_entries", "sign_step_table", "sign_step_e
            "at_eps", "GAP_BOUND"]
 
 #: The completeness bound the chapter states for integrated gradients (Gauss-Legendre, 50
-#: nodes): the mean |gap| at most this fraction of the mean |f(x) - f(0)|.
+#: nodes): the mean ``|gap|`` at most this fraction of the mean ``|f(x) - f(0)|``.
 GAP_BOUND = 0.02
 
 

@@ -16,6 +16,7 @@ __all__ = ["ModelSpec", "KINDS", "TABLE1", "SPLIT", "LINEAR", "PAPER_TABLE1", "P
            "PAPER_TABLE2_DISTORTION", "PAPER_TABLE3", "PAPER_TABLE4", "PAPER_NOISE_ACCURACY",
            "PAPER_AMPLIFICATION_GAIN", "PAPER_ADVERSARIAL_TRAINING"]
 
+#: The model kinds: a softmax on pixels, a sigmoid network, an autoencoder with a softmax.
 KINDS = ("fc10", "fc", "ae")
 
 
@@ -37,6 +38,7 @@ class ModelSpec:
 
 
 _NET_DECAY = (1e-5, 1e-5, 1e-6)
+#: The six models of Tables 1 and 2: the paper's names, kinds and weight decays.
 TABLE1 = (
     ModelSpec("FC10(1e-4)", "fc10", 1e-4, description="Softmax with λ=1e-4"),
     ModelSpec("FC10(1e-2)", "fc10", 1e-2, description="Softmax with λ=1e-2"),
@@ -45,6 +47,7 @@ TABLE1 = (
     ModelSpec("FC200-200-10", "fc", _NET_DECAY, (200, 200), "Sigmoid network λ=1e-5, 1e-5, 1e-6"),
     ModelSpec("AE400-10", "ae", 1e-6, (400,), "Autoencoder with Softmax λ=1e-6"),
 )
+#: The three networks of Table 3, each trained on one half (P1 or P2) of the training digits.
 SPLIT = (
     ModelSpec("FC100-100-10", "fc", _NET_DECAY, (100, 100), "100-100-10 trained on P1"),
     ModelSpec("FC123-456-10", "fc", _NET_DECAY, (123, 456), "123-456-10 trained on P1"),

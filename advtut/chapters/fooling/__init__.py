@@ -1,1 +1,1 @@
-"""Chapter code: fooling."""
+"""Chapter 6, fooling images grown from noise (notebooks/06_fooling_from_noise.ipynb)."""

@@ -2,8 +2,9 @@
 :func:`advtut.attacks.backwork.backwork` on the book's MNIST CNN.
 
 Source: the write-up on backworking fooling images from noise for an MNIST CNN, with layer-wise
-reference and batch dissimilarity costs and re-initialisation of stuck inputs;
-``../shared/seeds/002_ebfb0ac1f0c3170c.txt`` (it echoes Nguyen et al., 2015).
+reference and batch dissimilarity costs and re-initialisation of stuck inputs: Alex Vig, "Backworking strongly classified spurious inputs in
+CNNs" (2015, http://jalexvig.github.io/blog/cnn-backwork/; bib key ``vig2015backworking``). It
+echoes Nguyen et al. (2015, ``nguyen2015deep``).
 """
 from __future__ import annotations
 

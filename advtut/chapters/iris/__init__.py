@@ -1,1 +1,1 @@
-"""Chapter code: iris."""
+"""Chapter 1, fooling multinomial logistic regression on Iris (notebooks/01_iris.ipynb)."""

@@ -1,1 +1,2 @@
-"""Chapter code: linear_imagenet."""
+"""Chapter 2, breaking linear classifiers on ImageNet-like images
+(notebooks/02_linear_imagenet.ipynb)."""

@@ -1,1 +1,1 @@
-"""Chapter code: spectral."""
+"""Chapter 5, spectral analysis of instability (notebooks/05_spectral.ipynb)."""

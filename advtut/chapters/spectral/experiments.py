@@ -3,7 +3,7 @@ the experiments the chapter runs. The mathematics lives in :mod:`advtut.spectral
 
 Source: Szegedy et al. (2014), "Intriguing properties of neural networks", section 4.3 and
 Table 5 ("Frame bounds of each rectified layer of the network from [9]", Krizhevsky et al.'s
-AlexNet); ``../shared/seeds/004_38f0e6638a90c4f6.txt``.
+AlexNet); https://arxiv.org/abs/1312.6199, bib key ``szegedy2014intriguing``.
 """
 from __future__ import annotations
 
