@@ -1,16 +1,17 @@
-"""Chapter 3 (advtut.chapters.directions.experiments and its report) on constructed layers with known
-answers, small networks and the results gate."""
+"""Chapter 3 (advtut.chapters.directions.experiments, its report and plots) on constructed
+layers with known answers, small networks and the results gate."""
 import pytest
 import torch
 
 import advtut.chapters.directions.experiments as ch3
+import advtut.chapters.directions.plots as plots
 import advtut.chapters.directions.report as report
 from advtut.alexnet import imagenet_transform
+from advtut.book.results import check_results
+from advtut.chapters.zoo import flowers_cnn
 from advtut.directions import Comparison
 from advtut.features import layer_features
 from advtut.models import ImageCNN, MnistCNN
-from advtut.book.results import check_results
-from advtut.chapters.zoo import flowers_cnn
 
 
 def _indicator_layer(n_per_class=30, n_classes=4, noise=0.05, seed=0):
@@ -140,10 +141,10 @@ def test_report_entries_pass_the_gate_and_figures_draw():
     names = [r["name"] for r in res]
     assert len(names) == len(set(names))
     images = torch.rand(len(y), 1, 8, 8)
-    fig = report.rows_figure(images, y, layers["toy"], "units", [str(i) for i in range(4)],
+    fig = plots.rows_figure(images, y, layers["toy"], "units", [str(i) for i in range(4)],
                              n_rows=3)
     assert len(fig.axes) == 3 * 5
     with pytest.raises(ValueError, match="family must be"):
-        report.rows_figure(images, y, layers["toy"], "class means", "0123", n_rows=2)
+        plots.rows_figure(images, y, layers["toy"], "class means", "0123", n_rows=2)
     assert report.largest_edge(layers) <= 0.5
     assert len(report.verdict_table({"toy": layers}).data) == 1

@@ -1,12 +1,15 @@
 """Chapter 6's experiments on a tiny CNN, against references computed by hand."""
+import dataclasses
+
 import pytest
 import torch
 
 import advtut.chapters.fooling.experiments as ch6
+import advtut.chapters.fooling.plots as plots
 import advtut.chapters.fooling.report as report
 from advtut.attacks.backwork import reference_directions
-from advtut.models import MnistCNN
 from advtut.book.results import check_results
+from advtut.models import MnistCNN
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,8 @@ def digits():
 
 def test_worst_training_are_the_lowest_own_label_probabilities(net, digits):
     x, y = digits
-    idx, p = ch6.worst_training(net, x, y, n=4)
+    worst = ch6.worst_training(net, x, y, n=4)
+    idx, p = worst.index, worst.p
     own = torch.softmax(net(x).double(), 1).gather(1, y[:, None])[:, 0]
     assert torch.allclose(p, own.sort().values[:4].detach())
     assert torch.allclose(own[idx].detach(), p)
@@ -57,7 +61,7 @@ def test_noise_rates_and_transfer_count_what_they_say(net):
     ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
     row = ch6.summarise(1.0, runs, model=net, ruler=ruler)
     assert row.converged == 1.0 and row.steps == sum(r.steps for r in runs.values()) / 2
-    by_hand = [ch6.measure(net, r.x, ruler)[1]["fc1"] for r in runs.values()]
+    by_hand = [ch6.measure(net, r.x, ruler).batch["fc1"] for r in runs.values()]
     assert row.batch_cost["fc1"] == pytest.approx(sum(by_hand) / 2)
     entries = report.labels_entries(runs, what="toy")
     doc = {"chapter": "06_fooling_from_noise", "profile": "quick", "seed": 0, "device": "cpu",
@@ -68,13 +72,31 @@ def test_noise_rates_and_transfer_count_what_they_say(net):
 def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
     ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
     ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
-    rows, diff, runs = ch6.sweep(net, ref, scales=(0.0, 1.0), labels=(1,), max_steps=20,
-                                 seed=0, ruler=ruler, progress=False)
+    s = ch6.sweep(net, ref, scales=(0.0, 1.0), labels=(1,), max_steps=20,
+                  seed=0, ruler=ruler, progress=False)
+    rows, diff, runs = s.rows, s.diff, s.runs
     assert [r.scale for r in rows] == [0.0, 1.0] and set(runs) == {0.0, 1.0}
     assert diff == float((runs[0.0][1].x - runs[1.0][1].x).abs().max())
-    _, none, _ = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=5, seed=0,
-                           ruler=ruler, progress=False)
+    assert len(plots.plot_sweep({"toy": rows}, baseline=0.5).axes) == 2
+    none = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=5, seed=0,
+                     ruler=ruler, progress=False).diff
     assert none is None
+
+
+def test_sweep_scales_the_source_coefficients_unless_others_are_named(net):
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
+    by_default = ch6.sweep(net, ref, scales=(2.0,), labels=(1,), max_steps=3, seed=0,
+                           ruler=ruler, progress=False)
+    named = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=3, seed=0, ruler=ruler,
+                      layer_coeffs=[2 * c for c in ch6.SOURCE_SETTINGS["layer_coeffs"]],
+                      progress=False)
+    assert torch.equal(by_default.runs[2.0][1].x, named.runs[1.0][1].x)
+    with pytest.raises(ValueError, match="one coefficient per reference layer"):
+        ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=3, seed=0, ruler=ruler,
+                  layer_coeffs=(1.0, 1.0), progress=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        by_default.diff = 0.0
 
 
 def test_rejection_rounds_add_a_class_and_the_control_adds_no_images(net, digits):

@@ -1,4 +1,5 @@
-"""Chapter 5's helpers (advtut.chapters.spectral.experiments and its report) and the shared CNN (advtut.chapters.zoo)."""
+"""Chapter 5's helpers (advtut.chapters.spectral.experiments, its report and plots) and the
+shared CNN (advtut.chapters.zoo)."""
 import math
 
 import pytest
@@ -6,15 +7,17 @@ import torch
 from torch import nn
 
 import advtut.chapters.spectral.experiments as ch5
+import advtut.chapters.spectral.plots as plots
 import advtut.chapters.spectral.report as report
+import advtut.chapters.spectral.source as source
+from advtut.alexnet import alexnet
 from advtut.book import chapters
 from advtut.book.execute import _cache_parameter
-from advtut.alexnet import alexnet
+from advtut.book.results import check_results
+from advtut.chapters.zoo import BookCNN, mnist_cnn
 from advtut.models import MnistCNN
 from advtut.projection import ProjectToBound
-from advtut.book.results import check_results
 from advtut.spectral import layer_bound
-from advtut.chapters.zoo import BookCNN, mnist_cnn
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,9 @@ def tiny_digits():
 
 
 def test_table5_has_every_layer_with_the_papers_values():
-    names = [row[0] for row in ch5.TABLE5]
+    names = [row[0] for row in source.TABLE5]
     assert names == [row[0] for row in ch5.ALEXNET_LAYERS]
-    bounds = {name: value for name, _, _, value in ch5.TABLE5}
+    bounds = {name: value for name, _, _, value in source.TABLE5}
     assert bounds["conv1"] == 2.75 and bounds["conv4"] is None and bounds["fc1"] is None
 
 
@@ -105,6 +108,7 @@ def test_cnn_norms_order_bound_exact_and_local(tiny_digits):
     assert math.isnan(no_local[0].local_mean)
     entries = report.cnn_entries(no_local, rows)
     assert check_results({"chapter": "05_spectral", "results": entries}) == []
+    assert plots.plot_layer_norms(no_local, rows) is not None
 
 
 def test_sandwich_certified_radius_is_below_the_attack(tiny_digits):
@@ -117,6 +121,7 @@ def test_sandwich_certified_radius_is_below_the_attack(tiny_digits):
     assert ok.any()
     assert bool((sw.certified[ok] <= sw.attack_l2[ok]).all())
     entries = report.sandwich_entries("untrained", sw)
+    assert plots.plot_sandwich({"untrained": sw}) is not None
     assert [e["name"] for e in entries if "expect" in e]
 
 

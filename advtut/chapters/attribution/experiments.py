@@ -4,7 +4,9 @@ The methods themselves live in :mod:`advtut.attribution` and :mod:`advtut.attack
 Source: the write-up on gradient x input attribution, the fast gradient sign method and
 normalised-gradient steps on Fashion-MNIST and the flower photos: Benjamin Badger, "Input
 Attribution and Adversarial Examples" (https://blbadger.github.io/input-adversarials.html; bib key
-``badger_attribution``).
+``badger_attribution``). Its numbers are in :mod:`advtut.chapters.attribution.source`, the
+tables and results entries in :mod:`advtut.chapters.attribution.report`, the figures in
+:mod:`advtut.chapters.attribution.plots`.
 """
 from __future__ import annotations
 
@@ -14,23 +16,29 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advtut.seeding import seeded
-from advtut.attacks.gradient import (flip_curve, gradient_step, loss_gradient, random_signs,
-                                     step_direction)
-from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_map, gradient,
-                                gradient_x_input, integrated_gradients, occlusion,
-                                rank_correlation)
-from advtut.evaluation import error_rate, logits as model_logits
-from advtut.models import ImageCNN, MnistCNN
-from advtut.training import train_minibatch
+from advtut.attacks.gradient import (
+    flip_curve,
+    gradient_step,
+    loss_gradient,
+    random_signs,
+    step_direction,
+)
+from advtut.attribution import (
+    TrainingRecorder,
+    cascading_randomisation,
+    edge_map,
+    gradient,
+    gradient_x_input,
+    integrated_gradients,
+    occlusion,
+    rank_correlation,
+)
 from advtut.chapters.zoo import FLOWERS_CNN_TRAINING
-
-#: The source's numbers. Accuracies are test-set fractions; ``resist``: "around a third of all
-#: inputs" keep their output under the sign step after 40 epochs (flowers); ``eps``: its step
-#: on 0-1 images; ``batch_size``: the minibatch of its attribution-over-training videos.
-SOURCE = dict(fashion_accuracy=0.91, flowers_accuracy=0.61, pair_accuracy=0.91, resist=1 / 3,
-              eps=0.01, batch_size=16, fashion_params=180_000, resist_epochs=40,
-              flowers_attribution_epochs=25)
+from advtut.evaluation import error_rate
+from advtut.evaluation import logits as model_logits
+from advtut.models import ImageCNN, MnistCNN
+from advtut.seeding import seeded
+from advtut.training import train_minibatch
 
 #: The binary flower pairs the source shows (class names of :data:`advtut.data.FLOWER_CLASSES`).
 PAIRS = (("roses", "dandelion"), ("sunflowers", "tulips"), ("tulips", "roses"))
@@ -169,8 +177,8 @@ class FlipCurves:
     L-infinity size of a sign step), each ``(E,)`` float64 in [0, 1]: ``sign``, the sign step
     ``eps * sign(g)``; ``random``, random signs of the same size. With the normalised gradient
     (else None): ``l2`` ``(E,)``, the sign step's L2 size (mean over the images);
-    ``l2_equal``, the normalised gradient with each image's sign-step L2 size; ``linf_equal``, the normalised gradient stretched to
-    L-infinity ``eps``."""
+    ``l2_equal``, the normalised gradient with each image's sign-step L2 size; ``linf_equal``,
+    the normalised gradient stretched to L-infinity ``eps``."""
 
     eps: torch.Tensor
     sign: torch.Tensor

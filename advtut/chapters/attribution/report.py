@@ -1,15 +1,17 @@
-"""Chapter 7's tables and results entries: each experiment of :mod:`advtut.chapters.attribution.experiments`
-beside the source's numbers as an HTML table (:func:`advtut.book.tables.table`) and as results JSON
-rows (``*_entries``), with the invariants that hold in any profile (FGSM equals foolbox's, the
-completeness gap stays below its stated bound, the sign step beats random signs and the
-stretched gradient at equal L-infinity size, the plain gradient fails to survive
+"""Chapter 7's tables and results entries: each experiment of
+:mod:`advtut.chapters.attribution.experiments` beside the source's numbers (its
+:mod:`~advtut.chapters.attribution.source`) as an HTML table (:func:`advtut.book.tables.table`)
+and as results JSON rows (``*_entries``), with the invariants that hold in any profile (FGSM
+equals foolbox's, the completeness gap stays below its stated bound, the sign step beats random
+signs and the stretched gradient at equal L-infinity size, the plain gradient fails to survive
 randomisation while gradient x input keeps the picture).
 """
 from __future__ import annotations
 
-from advtut.chapters.attribution.experiments import SOURCE, FlipCurves, SignStepStats
 from advtut.book.results import entry, invariant
 from advtut.book.tables import table
+from advtut.chapters.attribution.experiments import FlipCurves, SignStepStats
+from advtut.chapters.attribution.source import SOURCE
 
 __all__ = ["accuracy_table", "accuracy_entries", "sign_step_table", "sign_step_entries",
            "budget_table", "budget_entries", "edge_table", "edge_entries", "completeness_table",

@@ -8,11 +8,11 @@ units and many random directions of a layer, the coherence of their top-k images
 mean centred cosine in another layer, the *judge*), beside two baselines (k random images; the
 class-mean directions), compared with :func:`advtut.directions.compare`.
 
-Networks: the book's MNIST CNN (:func:`advtut.chapters.zoo.book_mnist_cnn`) over the MNIST test set, as the
-source; an RGB network for Figures 3-4: torchvision's AlexNet over Tiny ImageNet's validation
-images when ImageNet weights can be loaded, otherwise the book's
-:class:`~advtut.models.ImageCNN` trained on the flower photos (:func:`advtut.chapters.zoo.flowers_cnn`),
-over their held-out fifth.
+Networks: the book's MNIST CNN (:func:`advtut.chapters.zoo.book_mnist_cnn`) over the MNIST test
+set, as the source; an RGB network for Figures 3-4: torchvision's AlexNet over Tiny ImageNet's
+validation images when ImageNet weights can be loaded, otherwise the book's
+:class:`~advtut.models.ImageCNN` trained on the flower photos
+(:func:`advtut.chapters.zoo.flowers_cnn`), over their held-out fifth.
 """
 from __future__ import annotations
 
@@ -21,21 +21,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advtut.directions import (Comparison, class_mean_directions, compare, label_purity,
-                               live_units, mean_pairwise_cosine, random_directions,
-                               random_subsets, top_k_along, unit_directions)
 from advtut.alexnet import alexnet, imagenet_transform
+from advtut.directions import (
+    Comparison,
+    class_mean_directions,
+    compare,
+    label_purity,
+    live_units,
+    mean_pairwise_cosine,
+    random_directions,
+    random_subsets,
+    top_k_along,
+    unit_directions,
+)
 from advtut.features import layer_features
 
-__all__ = ["SOURCE", "FAMILIES", "MNIST_LAYERS", "MNIST_JUDGE", "FLOWER_LAYERS", "FLOWER_JUDGE",
+__all__ = ["FAMILIES", "MNIST_LAYERS", "MNIST_JUDGE", "FLOWER_LAYERS", "FLOWER_JUDGE",
            "ALEXNET_LAYERS", "ALEXNET_JUDGE", "layer_features", "imagenet_transform", "PhotoNet",
            "photo_network", "Coherence", "coherence", "top_k_exact", "verdict", "effect_size",
            "purity_position"]
 
-#: What the source says (section 3): rows of top images are "semantically related" both for
-#: units and for random directions; "the natural basis is not better than a random basis".
-#: It reports no number.
-SOURCE = dict(claim="no distinction")
 
 #: The direction families, in the order of the tables: the source's two, the random directions
 #: restricted to non-negative coordinates (like a unit of a ReLU layer), and the two baselines.
@@ -79,11 +84,12 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
                   progress: bool = True) -> PhotoNet:
     """AlexNet over Tiny ImageNet's validation images when ``alexnet_weights`` is given
     (``"download"`` or a state dict's path, see :func:`advtut.alexnet.alexnet`);
-    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of :func:`advtut.chapters.zoo.flowers_cnn`
+    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of
+    :func:`advtut.chapters.zoo.flowers_cnn`
     (``cfg``: the chapter's profile row) over the flowers' held-out fifth."""
+    from advtut.chapters.zoo import flowers_cnn
     from advtut.data import load_flowers, load_tiny_imagenet
     from advtut.evaluation import error_rate
-    from advtut.chapters.zoo import flowers_cnn
 
     if alexnet_weights is not None:
         model, what = alexnet(alexnet_weights, seed=seed)
@@ -117,8 +123,8 @@ class Coherence:
 
     ``layer``; ``width``: its number of coordinates; ``live``: how many units have a top-k that
     is not a tie among silent images (:func:`advtut.directions.live_units`); ``units``
-    ``(U,)``: the units drawn among those; ``top``: for each family of :data:`FAMILIES`, its top-k images ``(M, k)``
-    (indices into the pool); ``purity``, ``cosine``: for each family its scores ``(M,)``
+    ``(U,)``: the units drawn among those; ``top``: for each family of :data:`FAMILIES`,
+    its top-k images ``(M, k)`` (indices into the pool); ``purity``, ``cosine``: for each family its scores ``(M,)``
     (label purity, mean centred cosine in the judge layer); ``tests``: ``(score, other family)
     -> Comparison`` of the units against that family.
     """

@@ -1,53 +1,22 @@
-"""Chapter 3's figures, tables and results entries (the measurements are in
-:mod:`advtut.chapters.directions.experiments`), with the invariants that hold in any profile: a unit's top-k
-images are its k largest activations, and the class-mean directions' top images are purer than
+"""Chapter 3's tables and results entries (the measurements are in
+:mod:`advtut.chapters.directions.experiments`, the figures in
+:mod:`advtut.chapters.directions.plots`), with the invariants that hold in any profile: a unit's
+top-k images are its k largest activations, and the class-mean directions' top images are purer than
 k random images.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from advtut.chapters.directions.experiments import FAMILIES, SOURCE, Coherence, top_k_exact, verdict
-from advtut.directions import mean_overlap
-from advtut.plotting.images import to_hwc
 from advtut.book.results import entry, invariant
 from advtut.book.tables import table
+from advtut.chapters.directions.experiments import FAMILIES, Coherence, top_k_exact, verdict
+from advtut.chapters.directions.source import SOURCE
+from advtut.directions import mean_overlap
 
-__all__ = ["rows_figure", "summary_table", "holm", "tests_table", "agreement",
-           "verdict_table", "largest_edge", "plot_scores", "entries"]
-
-_COLORS = {"units": "tab:blue", "random": "tab:orange", "random ≥ 0": "tab:green",
-           "random images": "tab:gray", "class means": "tab:red"}
-
-
-def rows_figure(images: torch.Tensor, labels: torch.Tensor, c: Coherence, family: str,
-                class_names, *, n_rows: int, size: float = 1.05, title: str = ""):
-    """The source's figure layout: one row per direction of ``family`` (``"units"`` or
-    ``"random"``; the first ``n_rows`` drawn, not chosen), its top-k pool images from the left,
-    each titled with its label. ``images`` ``(N, C, H, W)`` in [0, 1] and ``labels``
-    ``(N,)``: the pool."""
-    if family not in ("units", "random"):
-        raise ValueError(f"family must be 'units' or 'random', got {family!r}")
-    top = c.top[family][:n_rows]
-    k = top.shape[1]
-    fig, axes = plt.subplots(len(top), k, figsize=(size * k + 0.9, size * 1.2 * len(top)),
-                             squeeze=False)
-    for r, row in enumerate(top):
-        for j, i in enumerate(row.tolist()):
-            ax = axes[r, j]
-            ax.imshow(to_hwc(images[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(str(class_names[int(labels[i])]), fontsize=8)
-        name = (f"unit {int(c.units[r])}" if family == "units" else f"direction {r + 1}")
-        axes[r, 0].set_ylabel(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+__all__ = ["summary_table", "holm", "tests_table", "agreement", "verdict_table", "largest_edge",
+           "entries"]
 
 
 def summary_table(c: Coherence, caption: str):
@@ -132,37 +101,6 @@ def largest_edge(layers: dict[str, Coherence]) -> float:
     layers and both scores."""
     return max(abs(c.tests[(s, "random")].superiority - 0.5)
                for c in layers.values() for s in ("purity", "cosine"))
-
-
-def plot_scores(layers: dict[str, Coherence], *, title: str = ""):
-    """Histograms of the two scores per layer (a row each): units, random directions (signed
-    and non-negative) and random images; the class-mean directions as ticks on the axis."""
-    fig, axes = plt.subplots(len(layers), 2, figsize=(9, 2.6 * len(layers)), squeeze=False)
-    for r, (name, c) in enumerate(layers.items()):
-        for ax, score in zip(axes[r], ("purity", "cosine")):
-            values = getattr(c, score)
-            lo = min(float(v.min()) for v in values.values())
-            hi = max(float(v.max()) for v in values.values())
-            bins = (np.arange(0.5 / c.k, 1 + 1 / c.k, 1 / c.k) if score == "purity"
-                    else np.linspace(lo, hi, 31))
-            for f in FAMILIES[:-1]:
-                ax.hist(values[f].numpy(), bins=bins, histtype="step", lw=1.6,
-                        color=_COLORS[f], label=f, density=True)
-            ax.plot(values["class means"].numpy(), np.zeros(len(values["class means"])), "|",
-                    color=_COLORS["class means"], ms=14, mew=2, label="class means",
-                    clip_on=False)
-            ax.set_xlabel("label purity of the top images" if score == "purity"
-                          else "mean centred cosine in the judge layer")
-            ax.set_ylabel("density")
-            ax.set_title(f"{name}: {score}", fontsize=10)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9,
-               frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    plt.close(fig)
-    return fig
 
 
 def entries(net: str, layers: dict[str, Coherence], features: dict[str, torch.Tensor]

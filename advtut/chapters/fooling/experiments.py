@@ -2,9 +2,12 @@
 :func:`advtut.attacks.backwork.backwork` on the book's MNIST CNN.
 
 Source: the write-up on backworking fooling images from noise for an MNIST CNN, with layer-wise
-reference and batch dissimilarity costs and re-initialisation of stuck inputs: Alex Vig, "Backworking strongly classified spurious inputs in
-CNNs" (2015, http://jalexvig.github.io/blog/cnn-backwork/; bib key ``vig2015backworking``). It
-echoes Nguyen et al. (2015, ``nguyen2015deep``).
+reference and batch dissimilarity costs and re-initialisation of stuck inputs: Alex Vig,
+"Backworking strongly classified spurious inputs in CNNs" (2015,
+http://jalexvig.github.io/blog/cnn-backwork/; bib key ``vig2015backworking``). It echoes Nguyen
+et al. (2015, ``nguyen2015deep``). Its numbers are in :mod:`advtut.chapters.fooling.source`, the
+tables and results entries in :mod:`advtut.chapters.fooling.report`, the figures in
+:mod:`advtut.chapters.fooling.plots`.
 """
 from __future__ import annotations
 
@@ -14,16 +17,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advtut.seeding import seeded
-from advtut.attacks.backwork import (SOURCE_SETTINGS, BackworkResult, backwork,
-                                    layer_activations, similarity_costs)
+from advtut.attacks.backwork import (
+    SOURCE_SETTINGS,
+    BackworkResult,
+    backwork,
+    layer_activations,
+    similarity_costs,
+)
 from advtut.evaluation import logits as model_logits
 from advtut.models import FC, MnistCNN
+from advtut.seeding import seeded
 from advtut.training import train_minibatch
-
-#: The source's numbers: its settings (:data:`advtut.attacks.backwork.SOURCE_SETTINGS`) and
-#: the images it shows, eight per label for all ten labels.
-SOURCE = dict(**SOURCE_SETTINGS, per_label=8, labels=10)
 
 #: The layers the source's costs sit on for our CNN: "each input/hidden layer", lowest first
 #: (four, as the source's four layer coefficients; the logits are left out).
@@ -38,7 +42,10 @@ MEASURE_LAYERS = ("conv2", "fc1")
 #: made unlike each other), each activation centred on the training data's mean before the
 #: cosine, the logit-margin objective (a constant pull until the threshold is guaranteed), and
 #: descent that goes on for ``min_steps`` after reaching the threshold so the costs can act.
-DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin", coeff=10.0)
+#: ``layer_coeffs``: one coefficient per costed layer before a sweep's scale; ``coeff``: the
+#: scale the chapter shows.
+DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin",
+              layer_coeffs=(1.0, 1.0), coeff=10.0)
 
 
 def run_labels(model: nn.Module, reference: dict, *, labels=range(10), seed: int,
@@ -54,23 +61,39 @@ def run_labels(model: nn.Module, reference: dict, *, labels=range(10), seed: int
     return out
 
 
-def worst_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n: int = 8
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``n`` training images the model gives the lowest probability of their own label
-    (the source's second figure): indices ``(n,)`` and those probabilities ``(n,)``."""
+@dataclass(frozen=True)
+class Worst:
+    """The least typical training images: ``index`` ``(n,)`` into the training set and
+    ``p`` ``(n,)``, the model's probability of each one's own label (ascending)."""
+
+    index: torch.Tensor
+    p: torch.Tensor
+
+
+def worst_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n: int = 8) -> Worst:
+    """The ``n`` training images ``x`` (labels ``y``) the model gives the lowest probability
+    of their own label (the source's second figure)."""
     p = torch.softmax(model_logits(model, x).double(), 1)
     own = p.gather(1, y[:, None].to(p.device))[:, 0]
     worst = own.argsort()[:n]
-    return worst, own[worst]
+    return Worst(worst, own[worst])
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The reference and batch costs of a set of images, ``{layer: float}`` each."""
+
+    reference: dict
+    batch: dict
 
 
 @torch.no_grad()
-def measure(model: nn.Module, x: torch.Tensor, reference: dict) -> tuple[dict, dict]:
+def measure(model: nn.Module, x: torch.Tensor, reference: dict) -> Costs:
     """The reference and batch costs (:func:`~advtut.attacks.backwork.similarity_costs`) of
     the images ``x`` ``(B, ...)`` against ``reference``: one ruler for every design (the
     chapter uses centred cosines on :data:`MEASURE_LAYERS`), floats per layer."""
     ref, bat = similarity_costs(layer_activations(model, x), reference)
-    return {k: float(v) for k, v in ref.items()}, {k: float(v) for k, v in bat.items()}
+    return Costs({k: float(v) for k, v in ref.items()}, {k: float(v) for k, v in bat.items()})
 
 
 @dataclass(frozen=True)
@@ -93,51 +116,61 @@ def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module
     """A :class:`SweepRow` from the runs of one setting, measured with ``ruler``."""
     rs = list(runs.values())
     measured = [measure(model, r.x, ruler) for r in rs]
-    layers = measured[0][0]
+    layers = measured[0].reference
     return SweepRow(scale, sum(r.converged for r in rs) / len(rs),
                     sum(r.steps for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
-                    {k: sum(m[0][k] for m in measured) / len(rs) for k in layers},
-                    {k: sum(m[1][k] for m in measured) / len(rs) for k in layers})
+                    {k: sum(m.reference[k] for m in measured) / len(rs) for k in layers},
+                    {k: sum(m.batch[k] for m in measured) / len(rs) for k in layers})
 
 
 def digit_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ruler: dict, *,
-                   per_label: int = 8) -> tuple[dict, dict]:
+                   per_label: int = 8) -> Costs:
     """The same costs for real digits: batches of the first ``per_label`` training images of
     each label, averaged over labels (what a batch of real 3s scores on the ruler)."""
     refs, bats = [], []
     for k in range(10):
-        r, b = measure(model, x[y == k][:per_label].to(next(model.parameters()).device),
-                       ruler)
-        refs.append(r)
-        bats.append(b)
-    return ({k: sum(r[k] for r in refs) / 10 for k in refs[0]},
-            {k: sum(b[k] for b in bats) / 10 for k in bats[0]})
+        c = measure(model, x[y == k][:per_label].to(next(model.parameters()).device), ruler)
+        refs.append(c.reference)
+        bats.append(c.batch)
+    return Costs({k: sum(r[k] for r in refs) / 10 for k in refs[0]},
+                 {k: sum(b[k] for b in bats) / 10 for k in bats[0]})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A cost sweep: one :class:`SweepRow` per scale (``rows``), ``diff`` the largest pixel
+    difference between the images at scale 0 and at scale 1 when both are swept (0.0: the
+    costs change nothing; None when not both scales are run), and the runs themselves,
+    ``runs`` ``{scale: {label: result}}``."""
+
+    rows: tuple[SweepRow, ...]
+    diff: float | None
+    runs: dict
 
 
 def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, seed: int,
-          ruler: dict, progress: bool = True, **settings
-          ) -> tuple[list[SweepRow], float | None, dict]:
-    """The source's settings with its layer coefficients multiplied by each of ``scales``, on
-    ``labels`` with at most ``max_steps`` steps (``settings``: further
-    :func:`~advtut.attacks.backwork.backwork` settings; the coefficients are then
-    ``scale`` each, one per reference layer): one :class:`SweepRow` per scale measured with
-    ``ruler``, and the
-    largest pixel difference between the images at scale 0 and at scale 1 when both are
-    swept (0.0: the source's costs change nothing; None when not both scales are run), and
-    the runs themselves, ``{scale: {label: result}}``."""
+          ruler: dict, layer_coeffs=SOURCE_SETTINGS["layer_coeffs"],
+          objective: str = "probability", min_steps: int = 0, progress: bool = True) -> Sweep:
+    """:func:`run_labels` on ``labels`` with ``layer_coeffs`` (one per reference layer; the
+    source's by default) multiplied by each of ``scales``, at least ``min_steps`` and at most
+    ``max_steps`` steps, the ``objective`` of :func:`~advtut.attacks.backwork.backwork` (the
+    source's ``"probability"`` by default) and its other settings the source's; each scale
+    measured with ``ruler``. Returns a :class:`Sweep`."""
+    if len(layer_coeffs) != len(reference):
+        raise ValueError(f"layer_coeffs needs one coefficient per reference layer "
+                         f"({list(reference)}), got {list(layer_coeffs)}")
     rows, images, all_runs = [], {}, {}
-    base = SOURCE_SETTINGS["layer_coeffs"] if not settings else (1.0,) * len(reference)
     for scale in scales:
         runs = run_labels(model, reference, labels=labels, seed=seed, progress=progress,
-                          max_steps=max_steps, layer_coeffs=[c * scale for c in base],
-                          **settings)
+                          max_steps=max_steps, layer_coeffs=[c * scale for c in layer_coeffs],
+                          objective=objective, min_steps=min_steps)
         rows.append(summarise(float(scale), runs, model=model, ruler=ruler))
         images[float(scale)] = torch.cat([r.x for r in runs.values()])
         all_runs[float(scale)] = runs
     diff = None
     if 0.0 in images and 1.0 in images:
         diff = float((images[0.0] - images[1.0]).abs().max())
-    return rows, diff, all_runs
+    return Sweep(tuple(rows), diff, all_runs)
 
 
 # --- transfer ---------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Chapter 1's experiments: fit, pick start points, compare minimal moves, sweep C.
 
 All points are 2-D petal (length, width) in cm; models are :class:`~advtut.linear.LinearSoftmax`.
-The post's numbers are :data:`POST_ACCURACY` and :data:`POST_FOOLING` (Schoenmakers, "I Pity
-the fool, Deep Learning style", 2017).
+The post's numbers (Schoenmakers, "I Pity the fool, Deep Learning style", 2017) are in
+:mod:`advtut.chapters.iris.source`; the tables and results entries in
+:mod:`advtut.chapters.iris.report`, the figures in :mod:`advtut.chapters.iris.plots`.
 """
 from __future__ import annotations
 
@@ -13,19 +14,8 @@ import torch
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move, minimal_move_gd, pairwise_lower_bound
 
-__all__ = ["POST_ACCURACY", "POST_FOOLING", "fit_logistic_regression", "representatives", "MoveTable", "compare_moves", "sweep_c"]
-
-
-#: The post's training accuracy ("96.6%", 0.9667 truncated to three decimals).
-POST_ACCURACY = 0.966
-
-#: The post's three fooling points (petal length, width in cm), the class it reports for each and
-#: that class's probability, as printed (truncated to three decimals).
-POST_FOOLING = (
-    ((0.1, 5.0), "setosa", 0.998),
-    ((10.0, 10.0), "virginica", 1.0),
-    ((5.0, -5.0), "versicolor", 0.992),
-)
+__all__ = ["fit_logistic_regression", "Representatives", "representatives", "MoveTable",
+           "compare_moves", "SweepPoint", "sweep_c"]
 
 
 def fit_logistic_regression(x, y, *, C: float = 1.0, max_iter: int = 100):
@@ -43,15 +33,25 @@ def fit_logistic_regression(x, y, *, C: float = 1.0, max_iter: int = 100):
     return clf, LinearSoftmax.from_sklearn(clf)
 
 
-def representatives(x, y, n_classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class: the index of the flower nearest (L2) to the class mean, and the means ``(K, d)``."""
+@dataclass(frozen=True)
+class Representatives:
+    """Per class ``k``: ``index[k]`` the flower nearest (L2) to the class mean ``means[k]``;
+    ``index`` ``(K,)``, ``means`` ``(K, d)``."""
+
+    index: torch.Tensor
+    means: torch.Tensor
+
+
+def representatives(x, y, n_classes: int = 3) -> Representatives:
+    """The flowers ``x`` ``(N, d)`` nearest their class means (labels ``y`` ``(N,)``) and the
+    means."""
     x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y)
     means = torch.stack([x[y == k].mean(0) for k in range(n_classes)])
     idx = []
     for k in range(n_classes):
         members = torch.nonzero(y == k).squeeze(1)
         idx.append(int(members[torch.linalg.vector_norm(x[members] - means[k], dim=1).argmin()]))
-    return torch.tensor(idx), means
+    return Representatives(torch.tensor(idx), means)
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,16 @@ class MoveTable:
                  float(self.pairwise.distance[i]), bool(self.pairwise.feasible[i]),
                  float(self.gd.distance[i])] for i in range(len(self.target))]
 
+    @property
+    def gd_gap(self) -> float:
+        """The largest ``|gradient descent - exact|`` distance (cm)."""
+        return float((self.gd.distance - self.exact.distance).abs().max())
+
+    @property
+    def bound_excess(self) -> float:
+        """The largest ``pairwise bound - exact`` distance (cm); <= 0: the bound is below."""
+        return float((self.pairwise.distance - self.exact.distance).max())
+
 
 def compare_moves(model: LinearSoftmax, starts, labels, *, gd_outer_steps: int = 20,
                   gd_inner_steps: int = 400) -> MoveTable:
@@ -93,28 +103,48 @@ def compare_moves(model: LinearSoftmax, starts, labels, *, gd_outer_steps: int =
                            inner_steps=gd_inner_steps))
 
 
-def sweep_c(x, y, c_values, *, starts, probes, far_points, confident: float = 0.99) -> list[dict]:
+@dataclass(frozen=True)
+class SweepPoint:
+    """One ``C`` of :func:`sweep_c`: training ``accuracy``, ``weight_norm`` (Frobenius), the mean
+    and smallest exact move (cm) from the starts to every other class, the top probability at
+    each probe (``probe_top_p``) and the share of the far points with top probability >= the
+    sweep's ``confident``."""
+
+    C: float
+    accuracy: float
+    weight_norm: float
+    mean_move_cm: float
+    min_move_cm: float
+    probe_top_p: tuple[float, ...]
+    far_share_confident: float
+
+
+def sweep_c(x, y, c_values, *, starts, probes, far_points,
+            confident: float = 0.99) -> list[SweepPoint]:
     """Refit for each C and measure accuracy, minimal moves and confidence far from the data.
 
     ``starts`` ``(S, 2)``: points whose exact moves to every other class are averaged;
     ``probes`` ``(P, 2)``: points whose top probability is reported; ``far_points`` ``(G, 2)``:
     a grid far from the data, reported as the share with top probability >= ``confident``.
+    Returns one :class:`SweepPoint` per value of ``c_values``, in order.
     """
     y = torch.as_tensor(y)
     out = []
     for C in c_values:
         clf, model = fit_logistic_regression(x, y, C=C, max_iter=10_000)
         pred = model.predict(starts)
-        pairs = [(s, t) for s in range(len(starts)) for t in range(model.n_classes) if t != int(pred[s])]
-        move = exact_minimal_move(model, torch.stack([torch.as_tensor(starts[s]) for s, _ in pairs]),
+        pairs = [(s, t) for s in range(len(starts)) for t in range(model.n_classes)
+                 if t != int(pred[s])]
+        move = exact_minimal_move(model,
+                                  torch.stack([torch.as_tensor(starts[s]) for s, _ in pairs]),
                                   torch.tensor([t for _, t in pairs]))
-        out.append({
-            "C": float(C),
-            "accuracy": float((model.predict(x) == y).double().mean()),
-            "weight_norm": float(torch.linalg.matrix_norm(model.weight)),
-            "mean_move_cm": float(move.distance.mean()),
-            "min_move_cm": float(move.distance.min()),
-            "probe_top_p": model.proba(probes).max(1).values.tolist(),
-            "far_share_confident": float((model.proba(far_points).max(1).values >= confident).double().mean()),
-        })
+        far_top = model.proba(far_points).max(1).values
+        out.append(SweepPoint(
+            C=float(C),
+            accuracy=float((model.predict(x) == y).double().mean()),
+            weight_norm=float(torch.linalg.matrix_norm(model.weight)),
+            mean_move_cm=float(move.distance.mean()),
+            min_move_cm=float(move.distance.min()),
+            probe_top_p=tuple(model.proba(probes).max(1).values.tolist()),
+            far_share_confident=float((far_top >= confident).double().mean())))
     return out

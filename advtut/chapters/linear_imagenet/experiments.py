@@ -1,6 +1,8 @@
 """Chapter 2's experiments: Karpathy, "Breaking Linear Classifiers on ImageNet" (2015).
 
-The source's numbers are named constants below (``SOURCE_*``); each experiment of the chapter is
+The source's numbers are named constants in :mod:`advtut.chapters.linear_imagenet.source`
+(``SOURCE_*``), the tables and results entries in :mod:`advtut.chapters.linear_imagenet.report`,
+the figures in :mod:`advtut.chapters.linear_imagenet.plots`; each experiment of the chapter is
 one function returning plain dicts or the package's result types, so that every notebook cell is
 one call. Images are ``(N, 3, H, W)``, uint8 (0-255) or float in [0, 1]; everything about fooling
 is in [0, 1] pixel units; weight decays are in the source's Caffe units (0-255 pixels) unless
@@ -14,38 +16,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from advtut.seeding import seeded
 from advtut.attacks.template import fool_with_template, template_step
+from advtut.chapters.linear_imagenet.source import SOURCE_TARGETS, TOY_W, TOY_X
 from advtut.evaluation import logits, topk_accuracy
-from advtut.book.results import entry, invariant
-from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss, pixel_mean, resize,
-                                  smoothness, to_unit, train_pixel_softmax, train_softmax)
+from advtut.linear_images import (
+    PixelSoftmax,
+    fooling_costs,
+    initial_loss,
+    pixel_mean,
+    resize,
+    smoothness,
+    to_unit,
+    train_pixel_softmax,
+    train_softmax,
+)
+from advtut.seeding import seeded
 
-__all__ = ["Resolution", "resolution_summary", "ALEXNET_DECAY", "SOURCE_DECAY", "top1_entries", "SOURCE_TOY", "SOURCE_INIT_LOSS", "SOURCE_LR", "SOURCE_ACCURACY", "SOURCE_TOP1_PAIRS",
-           "SOURCE_TARGETS", "ToyExample", "toy_example", "lesson_subset", "initial_losses",
-           "lr_sweep", "largest_stable_rate", "decay_sweep", "fooling_starts", "fool_pairs",
-           "regularization_stats", "sign_step_gain", "resolution_sweep", "loglog_slope",
-           "regularization_entries", "optimum_entries", "optimum_invariants",
-           "resolution_entries", "fooling_row"]
-
-#: The toy logistic regression: score and P(class 1) before and after ``x + 0.5 w``.
-SOURCE_TOY = dict(score=-3.0, p=0.0474, score_ad=2.0, p_ad=0.88)
-#: Initial loss of a 1000-class model: "ballpark 7.0" at a small init, "about 80" at std 0.01.
-SOURCE_INIT_LOSS = {1e-4: 7.0, 1e-2: 80.0}
-#: The plain-SGD learning rate that worked, in 0-255 pixel units ("about 1e-7").
-SOURCE_LR = 1e-7
-#: The best model's validation accuracy on ImageNet-1k (1000 classes).
-SOURCE_ACCURACY = {1: 0.030, 5: 0.10}
-#: The source's accuracy pairs: noisy-template (weak decay) vs smooth-template (strong decay)
-#: models, in its text (3.0% vs 1.6%) and in a figure caption (2.6% vs 1.4%); 2.8%: its
-#: "very low regularization" model, decay not stated.
-SOURCE_TOP1_PAIRS = dict(text=(0.030, 0.016), caption=(0.026, 0.014), very_low=0.028)
-#: Weight decays of the source's lesson (Caffe units): AlexNet's default, "almost negligible"
-#: with 12,288 inputs, and the value the source ended up needing.
-ALEXNET_DECAY, SOURCE_DECAY = 0.0005, 100.0
-#: The fooling targets of the source's figures (Tiny ImageNet has both).
-SOURCE_TARGETS = ("goldfish", "school bus")
-
+__all__ = ["Resolution", "resolution_summary", "ToyExample", "toy_example", "Lessons",
+           "lesson_subset", "initial_losses", "lr_sweep", "largest_stable_rate", "DecaySweep",
+           "decay_sweep", "fooling_starts", "fool_pairs", "regularization_stats",
+           "sign_step_gain", "resolution_sweep", "loglog_slope", "fooling_row"]
 
 @dataclass(frozen=True)
 class ToyExample:
@@ -63,26 +53,37 @@ class ToyExample:
 
 
 def toy_example(eps: float = 0.5) -> ToyExample:
-    """The source's numbers: ``x``, ``w`` in 10 dimensions, score -3 (P = 0.0474), and with
-    ``x + 0.5 w`` score 2 (P = 0.88): every dimension gains ``eps |w_i|``, ``eps ||w||_1`` in all."""
-    x = np.array([2, -1, 3, -2, 2, 2, 1, -4, 5, 1], dtype=float)
-    w = np.array([-1, -1, 1, -1, 1, -1, 1, 1, -1, 1], dtype=float)
+    """The source's numbers: ``x``, ``w`` (:data:`TOY_X`, :data:`TOY_W`) in 10 dimensions,
+    score -3 (P = 0.0474), and with ``x + 0.5 w`` score 2 (P = 0.88): every dimension gains
+    ``eps |w_i|``, ``eps ||w||_1`` in all."""
+    x = np.array(TOY_X, dtype=float)
+    w = np.array(TOY_W, dtype=float)
     sig = lambda s: 1.0 / (1.0 + math.exp(-s))  # noqa: E731
     x_ad = x + eps * w
     return ToyExample(x, w, eps, float(w @ x), sig(float(w @ x)), x_ad, float(w @ x_ad),
                       sig(float(w @ x_ad)))
 
 
-def lesson_subset(x, y, n: int, *, seed: int):
-    """``n`` seeded training images for the lessons: ``(x in [0, 1], y, random 1000-class labels,
-    the 0-255 mean image)``. The 1000-class labels stand in for ImageNet-1k: an untrained model's
-    loss does not depend on the labels."""
+@dataclass(frozen=True)
+class Lessons:
+    """The lessons' images: ``x`` ``(n, 3, H, W)`` in [0, 1], their labels ``y``, random
+    1000-class labels ``y1000`` and the 0-255 mean image ``mean255``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y1000: torch.Tensor
+    mean255: torch.Tensor
+
+
+def lesson_subset(x, y, n: int, *, seed: int) -> Lessons:
+    """``n`` seeded training images for the lessons (:class:`Lessons`). The 1000-class labels
+    stand in for ImageNet-1k: an untrained model's loss does not depend on the labels."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=g)[:n]
     x_les, y_les = to_unit(x[idx]), y[idx]
     mean255 = pixel_mean(x_les, scale=255.0)
     y1000 = torch.randint(0, 1000, (len(idx),), generator=g)
-    return x_les, y_les, y1000, mean255
+    return Lessons(x_les, y_les, y1000, mean255)
 
 
 def initial_losses(x, y, y1000, mean255, *, n_classes: int, stds=(1e-4, 1e-2),
@@ -121,10 +122,21 @@ def largest_stable_rate(logs) -> float:
     return max(stable) if stable else float("nan")
 
 
+@dataclass(frozen=True)
+class DecaySweep:
+    """One model per weight decay, each dict keyed by the decay: ``models`` the
+    :class:`PixelSoftmax` models, ``logs`` their training logs, ``accs[lam]`` ``{1: top-1,
+    5: top-5}`` on validation."""
+
+    models: dict
+    logs: dict
+    accs: dict
+
+
 def decay_sweep(x_tr, y_tr, x_va, y_va, *, n_classes: int, decays, epochs: int, seed: int,
-                device):
-    """One [0, 1]-pixel model per weight decay (source units, divided by 255^2): ``(models,
-    logs, accs)`` keyed by the decay; ``accs[lam]`` is ``{1: top-1, 5: top-5}`` on validation."""
+                device) -> DecaySweep:
+    """One [0, 1]-pixel model per weight decay (source units, divided by 255^2), trained on
+    ``x_tr``, ``y_tr`` and scored on ``x_va``, ``y_va``: a :class:`DecaySweep`."""
     models, logs, accs = {}, {}, {}
     x_va = to_unit(x_va)
     for lam in decays:
@@ -132,7 +144,7 @@ def decay_sweep(x_tr, y_tr, x_va, y_va, *, n_classes: int, decays, epochs: int, 
             x_tr, y_tr, n_classes=n_classes, weight_decay=lam / 255**2, epochs=epochs,
             seed=seed, device=device, desc=f"softmax λ={lam:g}")
         accs[lam] = topk_accuracy(models[lam], x_va, y_va, batch_size=2048)
-    return models, logs, accs
+    return DecaySweep(models, logs, accs)
 
 
 def fooling_starts(model, x_va, y_va, class_names, *, seed: int):
@@ -220,116 +232,11 @@ def loglog_slope(d, values) -> float:
     return float(np.polyfit(np.log(np.asarray(d, float)), np.log(np.asarray(values, float)), 1)[0])
 
 
-def regularization_entries(lam: float, stats: dict, *, n_fool: int, n_exact: int) -> list[dict]:
-    """The results entries of one weight decay's :func:`regularization_stats` row."""
-    px = "[0, 1] pixels"
-    return [
-        entry(f"λ={lam:g} template roughness", stats["rough"], unit="(1 = white noise)",
-              note="mean over classes"),
-        entry(f"λ={lam:g} fooling to 0.99 reached", stats["reached"], unit="fraction",
-              note=f"{n_fool} validation images, random wrong targets"),
-        entry(f"λ={lam:g} template fooling RMS", stats["rms"], unit=px,
-              note="median where reached"),
-        entry(f"λ={lam:g} template fooling max change", stats["linf"], unit=px,
-              note="median where reached"),
-        entry(f"λ={lam:g} exact L2 (RMS) to flip", stats["exact_rms"], unit=px,
-              note=f"median over {n_exact} images; QP inside the pixel box"),
-        entry(f"λ={lam:g} exact L-infinity to flip", stats["exact_linf"], unit=px,
-              note=f"median over {n_exact} images; LP inside the pixel box"),
-    ]
-
-
-def _median_ratio(a, b) -> float:
-    return float((a / b).median())
-
-
-def optimum_entries(costs, *, best: float, n_exact: int) -> list[dict]:
-    """The best model's template step and two-class bound over the exact optima (medians)."""
-    beyond = f"λ = {best:g}, {n_exact} images; beyond the source"
-    bound = "a lower bound, so at most 1"
-    return [
-        entry("template step / exact L-infinity (median)",
-              _median_ratio(costs.template_linf, costs.exact_linf), unit="ratio", note=beyond),
-        entry("template step / exact RMS (median)",
-              _median_ratio(costs.template_rms, costs.exact_rms), unit="ratio", note=beyond),
-        entry("two-class bound / exact L-infinity (median)",
-              _median_ratio(costs.bound_linf, costs.exact_linf), unit="ratio", note=bound),
-        entry("two-class bound / exact RMS (median)",
-              _median_ratio(costs.bound_rms, costs.exact_rms), unit="ratio", note=bound),
-    ]
-
-
-def optimum_invariants(costs: dict) -> list[dict]:
-    """What must hold for every model's :class:`FoolingCosts`: each two-class bound is at most
-    the exact optimum, and the template step (a feasible perturbation) at least it."""
-    def extreme(attr_a, attr_b, fn):
-        vals = [getattr(c, attr_a) / getattr(c, attr_b) for c in costs.values()]
-        v = torch.cat(vals)
-        v = v[torch.isfinite(v)]
-        return float(fn(v)) if len(v) else float("nan")
-
-    out = []
-    for norm, key in (("L2", "rms"), ("L-infinity", "linf")):
-        out.append(invariant(
-            f"two-class bound / exact {norm}, largest", extreme(f"bound_{key}", f"exact_{key}",
-                                                               torch.max),
-            op="<=", value=1.0, tol=1e-9, unit="ratio",
-            note="over every model and image: the closed form ignores the other classes and "
-                 "the box, so it can only be below the exact optimum"))
-        out.append(invariant(
-            f"template step / exact {norm}, smallest", extreme(f"template_{key}",
-                                                               f"exact_{key}", torch.min),
-            op=">=", value=1.0, tol=1e-4, unit="ratio",
-            note="over every model and image: the template step is one feasible perturbation, "
-                 "so it cannot beat the optimum (1e-4: its float32 bisection at the tie)"))
-    return out
-
-
-def resolution_entries(size: int, top1: float, exact_linf: float, exact_rms: float, *,
-                       best: float, n_exact: int, data_note: str) -> list[dict]:
-    """The results entries of one resolution of :func:`resolution_sweep`."""
-    note = f"median over {n_exact} images; beyond the source"
-    return [
-        entry(f"{size}px top-1", top1, unit="fraction",
-              note=f"λ = {best:g}; {data_note}; beyond the source"),
-        entry(f"{size}px exact L-infinity to flip", exact_linf, unit="[0, 1] pixels", note=note),
-        entry(f"{size}px exact L2 (RMS) to flip", exact_rms, unit="[0, 1] pixels", note=note),
-    ]
-
-
 def fooling_row(model, x, x_adv, label: str, note: str = "") -> dict:
     """One row of :func:`advtut.plotting.fooling_figure`: the images ``(3, H, W)`` in [0, 1]
     with ``model``'s class probabilities for both."""
     p = logits(model, torch.stack([x.float().cpu(), x_adv.float().cpu()])).softmax(1)
     return dict(x=x, x_adv=x_adv, p=p[0], p_adv=p[1], label=label, note=note)
-
-
-def top1_entries(accs, *, low: float, high: float, best: float, data_note: str) -> list[dict]:
-    """Each decay's top-1 beside its counterpart in the source (the weakest decay against the
-    source's "very low regularization" model, the strongest against its smooth-template one,
-    the best against its best), and the source's second pair, from a figure caption."""
-    text, caption = SOURCE_TOP1_PAIRS["text"], SOURCE_TOP1_PAIRS["caption"]
-    counterpart = {
-        low: (SOURCE_TOP1_PAIRS["very_low"], "the source's 'very low regularization' model "
-              "(its decay is not stated)"),
-        high: (text[1], f"the source's smooth-template model (text; {caption[1]:.1%} in a "
-               "caption)"),
-        best: (text[0], f"the source's best model (text; {caption[0]:.1%} in a caption)")}
-    out = []
-    for lam, acc in accs.items():
-        src, who = counterpart.get(lam, (None, "no counterpart in the source"))
-        out.append(entry(f"λ={lam:g} top-1", acc[1], source=src, unit="fraction",
-                         note=f"{data_note}; source: {who}, on ImageNet-1k; no tol: "
-                              "different data"))
-    out += [
-        entry("caption pair: noisy-template model top-1", accs[best][1], source=caption[0],
-              unit="fraction", note=f"ours: the best decay on {data_note}; source caption: "
-                                    f"{caption[0]:.1%} (its text says {text[0]:.1%})"),
-        entry("caption pair: smooth-template model top-1", accs[high][1], source=caption[1],
-              unit="fraction", note=f"ours: the strongest decay on {data_note}; source caption: "
-                                    f"{caption[1]:.1%} (its text says {text[1]:.1%})"),
-    ]
-    return out
 
 
 @dataclass(frozen=True)

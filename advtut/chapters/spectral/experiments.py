@@ -3,7 +3,9 @@ the experiments the chapter runs. The mathematics lives in :mod:`advtut.spectral
 
 Source: Szegedy et al. (2014), "Intriguing properties of neural networks", section 4.3 and
 Table 5 ("Frame bounds of each rectified layer of the network from [9]", Krizhevsky et al.'s
-AlexNet); https://arxiv.org/abs/1312.6199, bib key ``szegedy2014intriguing``.
+AlexNet); https://arxiv.org/abs/1312.6199, bib key ``szegedy2014intriguing``. The paper's
+numbers are in :mod:`advtut.chapters.spectral.source`, the tables and results entries in
+:mod:`advtut.chapters.spectral.report`, the figures in :mod:`advtut.chapters.spectral.plots`.
 """
 from __future__ import annotations
 
@@ -17,26 +19,20 @@ from torch import nn
 
 from advtut.attacks.base import random_wrong_labels
 from advtut.attacks.lbfgs import lbfgs_attack
+from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.distances import l2
 from advtut.evaluation import logits as model_logits
 from advtut.models import MnistCNN
-from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.projection import ProjectToBound
-from advtut.spectral import (bound_grid, certified_radius, conv_matrix, conv_operator_norm_bound,
-                             layer_bound, local_lipschitz, max_pool_lipschitz,
-                             operator_norm)
-
-#: Table 5 as printed: layer, the paper's size (C x k x k x D or in x out), stride, upper bound.
-#: conv4's and FC1's bounds are empty in our copy of the paper (missing, not zero).
-TABLE5 = (
-    ("conv1", "3×11×11×96", 4, 2.75),
-    ("conv2", "96×5×5×256", 1, 10.0),
-    ("conv3", "256×3×3×384", 1, 7.0),
-    ("conv4", "384×3×3×384", 1, None),
-    ("conv5", "384×3×3×256", 1, 11.0),
-    ("fc1", "9216×4096", None, None),
-    ("fc2", "4096×4096", None, 4.0),
-    ("fc3", "4096×1000", None, 4.0),
+from advtut.spectral import (
+    bound_grid,
+    certified_radius,
+    conv_matrix,
+    conv_operator_norm_bound,
+    layer_bound,
+    local_lipschitz,
+    max_pool_lipschitz,
+    operator_norm,
 )
 
 #: torchvision's AlexNet: each rectified layer's module (``features`` or ``classifier`` index)
@@ -277,59 +273,3 @@ def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, m
         best = torch.minimum(best, torch.where(r.success.cpu(), d, math.inf))
     return Sandwich(margin, certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
                     torch.isfinite(best), lip)
-
-
-# --- figures -----------------------------------------------------------------------------------
-
-def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
-    """Per layer (and the network), on a log scale: the bound at initialisation and after
-    training, the exact norm after training and the local constants at test images (mean,
-    with the max as a tick)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
-    names = [r.layer for r in trained]
-    pos = np.arange(len(names))
-    series = [("bound at initialisation", [r.bound for r in init], "#bbbbbb"),
-              ("bound, trained", [r.bound for r in trained], "#1f77b4"),
-              ("exact norm, trained", [r.exact for r in trained], "#2ca02c"),
-              ("local, mean over test images", [r.local_mean for r in trained], "#d62728")]
-    width = 0.2
-    for i, (label, values, color) in enumerate(series):
-        ax.bar(pos + (i - 1.5) * width, values, width, label=label, color=color)
-    ax.scatter(pos + 1.5 * width, [r.local_max for r in trained], marker="_", s=200,
-               color="black", label="local, max", zorder=3)
-    ax.set_yscale("log")
-    ax.set_xticks(pos, names)
-    ax.set_ylabel("Lipschitz constant (L2 → L2)")
-    ax.set_title("How much each layer can stretch, and how much it does at test images")
-    ax.legend(fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
-    return ax
-
-
-def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
-    """Each attacked image as a point: the certified radius (x) against the attack's L2
-    distance (y), per network, with the first-order estimate as open markers; everything
-    above the diagonal is consistent with the certificate."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 5))
-    lo, hi = math.inf, 0.0
-    for (name, sw), color in zip(sandwiches.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        ok = sw.success
-        c, a, e = sw.certified[ok], sw.attack_l2[ok], sw.local_estimate[ok]
-        ax.scatter(c, a, s=22, color=color, label=f"{name}: L-BFGS distance")
-        ax.scatter(c, e, s=22, facecolors="none", edgecolors=color,
-                   label=f"{name}: margin / (√2 local)")
-        lo, hi = min(lo, float(c.min())), max(hi, float(a.max()), float(e.max()))
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="certified radius (y = x)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("certified radius margin / (√2 L)  (L2, pixels in [0, 1])")
-    ax.set_ylabel("L2 distance")
-    ax.set_title("Certified radius ≤ minimal distortion ≤ attack")
-    ax.legend(fontsize=8)
-    return ax

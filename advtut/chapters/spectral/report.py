@@ -1,18 +1,21 @@
-"""Chapter 5's tables and results entries: each experiment of :mod:`advtut.chapters.spectral.experiments`
-beside the paper's Table 5 as an HTML table (:func:`advtut.book.tables.table`), written as results
-JSON rows (``*_entries``) and as invariants that hold in any profile (``*_invariants``: the
-corrected formula is the circular convolution's norm, every bound is above the norm it bounds,
-no certified radius exceeds a distance the attack reached, ...).
+"""Chapter 5's tables and results entries: each experiment of
+:mod:`advtut.chapters.spectral.experiments` beside the paper's Table 5 as an HTML table
+(:func:`advtut.book.tables.table`), written as results JSON rows (``*_entries``) and as
+invariants that hold in any profile (``*_invariants``: the corrected formula is the circular
+convolution's norm, every bound is above the norm it bounds, no certified radius exceeds a
+distance the attack reached, ...).
 """
 from __future__ import annotations
 
-from advtut.chapters.spectral.experiments import (TABLE5, CNNNorms, LayerNorms, PaddingSweep, Sandwich)
 from advtut.book.results import entry, invariant
-from advtut.spectral import NormEstimate
 from advtut.book.tables import table
+from advtut.chapters.spectral.experiments import CNNNorms, LayerNorms, PaddingSweep, Sandwich
+from advtut.chapters.spectral.source import TABLE5
+from advtut.spectral import NormEstimate
 
-__all__ = ["formula_table", "big_conv_table", "table5", "network_row", "big_conv_entries", "sweep_table", "cnn_table", "sandwich_summary",
-           "sandwich_table", "regulariser_table", "formula_entries", "table5_entries",
+__all__ = ["formula_table", "big_conv_table", "table5", "network_row", "big_conv_entries",
+           "sweep_table", "cnn_table", "sandwich_summary", "sandwich_table",
+           "regulariser_table", "formula_entries", "table5_entries",
            "sweep_entries", "cnn_entries", "sandwich_entries", "regulariser_entries"]
 
 PAPER = {name: (size, stride, value) for name, size, stride, value in TABLE5}
@@ -106,7 +109,8 @@ def sandwich_table(sandwiches: dict[str, Sandwich]):
     return table(rows, ["network", "images", "attack success", "certified radius",
                         "margin / (√2 local)", "L-BFGS distance", "attack / certified",
                         "certified ≤ attack"],
-                 caption="The sandwich, medians over the attacked test images (L2, pixels in [0, 1])")
+                 caption="The sandwich, medians over the attacked test images "
+                         "(L2, pixels in [0, 1])")
 
 
 def regulariser_table(nets: dict[str, dict]):
