@@ -1,6 +1,6 @@
 """Chapter 6's source: the write-up on backworking fooling images from noise for an MNIST CNN
-(``../shared/seeds/002_ebfb0ac1f0c3170c.txt``; it echoes Nguyen et al., 2015, "Deep Neural
-Networks are Easily Fooled").
+(Alex Vig, "Backworking strongly classified spurious inputs in CNNs", 2015, bib key
+``vig2015backworking``; it echoes Nguyen et al., 2015, "Deep Neural Networks are Easily Fooled").
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Chapter 5's source: Szegedy et al. (2014), "Intriguing properties of neural networks",
 section 4.3 and Table 5 ("Frame bounds of each rectified layer of the network from [9]",
-Krizhevsky et al.'s AlexNet); ``../shared/seeds/004_38f0e6638a90c4f6.txt``.
+Krizhevsky et al.'s AlexNet); https://arxiv.org/abs/1312.6199, bib key ``szegedy2014intriguing``.
 """
 from __future__ import annotations
 
