@@ -60,6 +60,6 @@ def record_full_results(chapter_id: str, *, source: str | os.PathLike | None = N
                          chapter=doc["chapter"], profile=doc["profile"], seed=doc["seed"],
                          device=doc["device"], runtime_s=doc["runtime_s"],
                          results=doc["results"], machine=machine or describe_machine(),
-                         determinism=doc.get("determinism", []))
+                         determinism=doc.get("determinism"))
 
 
