@@ -72,7 +72,7 @@ def _interval(t) -> str:
 def holm(p_values) -> list[float]:
     """Holm's step-down adjustment of ``p_values`` for testing them together: each
     adjusted p-value is at least the raw one and at most 1."""
-    p = np.asarray(p_values, dtype=float)
+    p = np.asarray(p_values, dtype=float)  # numpy input: floats (scipy's p-values)
     order = np.argsort(p)
     adjusted = np.empty_like(p)
     running = 0.0
@@ -146,9 +146,9 @@ def plot_scores(layers: dict[str, Coherence], *, title: str = ""):
             bins = (np.arange(0.5 / c.k, 1 + 1 / c.k, 1 / c.k) if score == "purity"
                     else np.linspace(lo, hi, 31))
             for f in FAMILIES[:-1]:
-                ax.hist(values[f].numpy(), bins=bins, histtype="step", lw=1.6,
+                ax.hist(values[f].cpu().numpy(), bins=bins, histtype="step", lw=1.6,
                         color=_COLORS[f], label=f, density=True)
-            ax.plot(values["class means"].numpy(), np.zeros(len(values["class means"])), "|",
+            ax.plot(values["class means"].cpu().numpy(), np.zeros(len(values["class means"])), "|",
                     color=_COLORS["class means"], ms=14, mew=2, label="class means",
                     clip_on=False)
             ax.set_xlabel("label purity of the top images" if score == "purity"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from advtut.arrays import to_numpy
 from advtut.seeding import seeded
 from advtut.attacks.template import fool_with_template, template_step
 from advtut.evaluation import logits, topk_accuracy
@@ -217,7 +218,7 @@ def resolution_sweep(x_tr, y_tr, x_va, y_va, x_f, t_f, *, sizes, n_classes: int,
 
 def loglog_slope(d, values) -> float:
     """The least-squares slope of ``log(values)`` against ``log(d)``."""
-    return float(np.polyfit(np.log(np.asarray(d, float)), np.log(np.asarray(values, float)), 1)[0])
+    return float(np.polyfit(np.log(to_numpy(d, float)), np.log(to_numpy(values, float)), 1)[0])
 
 
 def regularization_entries(lam: float, stats: dict, *, n_fool: int, n_exact: int) -> list[dict]:
@@ -353,7 +354,7 @@ def resolution_summary(res: dict, x, target, *, native: int) -> Resolution:
     """Summarise ``{size: (model, accs, costs)}`` (:func:`resolution_sweep` plus the ``native``
     size's model) on the images ``x`` ``(n, 3, native, native)`` and their ``target``."""
     sizes = tuple(sorted(res))
-    d = np.array([3 * s * s for s in sizes])
+    d = np.array([3 * s * s for s in sizes])  # numpy input: ints
     gain = tuple(sign_step_gain(res[s][0], x if s == native else resize(x, s), target)
                  for s in sizes)
     linf = tuple(float(res[s][2].exact_linf.median()) for s in sizes)
