@@ -8,7 +8,7 @@ PROFILE ?=
 SEED ?= 0
 export PYTHONHASHSEED := 0
 
-.PHONY: book test lab execute clean venv
+.PHONY: book test lab execute clean venv gpu-check
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ execute: venv
 test: venv
 	$(VENV)/bin/ruff check advtut tests scripts benchmarks
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# On a machine with CUDA: the CUDA-only tests and every chapter's quick profile on the GPU as
+# plain scripts (no Jupyter), under 8 minutes; `GPU_CHECK_ARGS=--dry-run` lists what it would run.
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),python3) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

@@ -229,7 +229,7 @@ def _decode(paths: list[Path], size: int | None, desc: str, *, as_uint8: bool = 
             img = img.convert("RGB")
             if size is not None and img.size != (size, size):
                 img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+            return np.asarray(img, dtype=np.uint8)  # numpy input: a PIL image
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         arrays = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img",

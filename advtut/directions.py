@@ -211,8 +211,8 @@ def compare(a: torch.Tensor, b: torch.Tensor, *, n_boot: int = 2_000, seed: int 
     ``n_boot`` bootstrap resamples drawn from a generator seeded with ``seed``."""
     from scipy.stats import mannwhitneyu
 
-    a = torch.as_tensor(a).double().flatten().numpy()
-    b = torch.as_tensor(b).double().flatten().numpy()
+    a = torch.as_tensor(a).detach().double().flatten().cpu().numpy()
+    b = torch.as_tensor(b).detach().double().flatten().cpu().numpy()
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"compare needs at least two scores on each side, got {len(a)} and {len(b)}")
     res = mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")

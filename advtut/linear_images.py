@@ -178,7 +178,8 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
                   progress: bool = True, desc: str = "exact optima") -> FoolingCosts:
     """The template heuristic, the exact optima and the two-class bounds for the same images and
     targets: ``x`` ``(N, 3, H, W)`` in [0, 1], ``target`` ``(N,)``. The exact solvers run on the
-    CPU in float64, about a second per 64x64 image with 200 classes."""
+    CPU in float64, about a second per 64x64 image with 200 classes; every field of the result
+    is on the CPU (the template step's too, wherever ``x`` is), so that they compare."""
     from advtut.attacks.template import fool_with_template
 
     heur = fool_with_template(model, x, target, confidence=None)
@@ -193,8 +194,8 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
     ok = torch.cat([m.feasible for m in l2]) & torch.cat([m.feasible for m in linf])
     nan = torch.tensor(math.nan, dtype=torch.float64)
     return FoolingCosts(
-        template_rms=torch.where(heur.reached, heur.rms.double(), nan),
-        template_linf=torch.where(heur.reached, heur.linf.double(), nan),
+        template_rms=torch.where(heur.reached.cpu(), heur.rms.double().cpu(), nan),
+        template_linf=torch.where(heur.reached.cpu(), heur.linf.double().cpu(), nan),
         exact_rms=torch.where(ok, l2_dist / math.sqrt(d), math.inf),
         exact_linf=torch.where(ok, torch.cat([m.distance for m in linf]), math.inf),
         bound_rms=b2.cpu() / math.sqrt(d), bound_linf=binf.cpu(), feasible=ok)

@@ -249,9 +249,9 @@ def exact_minimal_move_box(model: LinearSoftmax, x, target, *, lo: float = 0.0, 
     from scipy.optimize import minimize
 
     x, target = _check_box(model, x, target, lo, hi)
-    W, b = model.weight.numpy(), model.bias.numpy()
+    W, b = model.weight.detach().cpu().numpy(), model.bias.detach().cpu().numpy()
     out, ok = [], []
-    for xn, t in zip(x.numpy(), target.tolist()):
+    for xn, t in zip(x.cpu().numpy(), target.tolist()):
         others = [j for j in range(len(W)) if j != t]
         A, c = W[t] - W[others], b[t] - b[others]
         if (A @ xn + c >= 0).all():
@@ -270,9 +270,10 @@ def exact_minimal_move_box(model: LinearSoftmax, x, target, *, lo: float = 0.0, 
         z = np.clip(xn + A.T @ res.x, lo, hi)
         out.append(z)
         ok.append(bool((A @ z + c).min() >= -1e-6 * max(1.0, np.abs(A).max())))
-    x_new = torch.as_tensor(np.stack(out), dtype=torch.float64)
+    x_new = torch.as_tensor(np.stack(out), dtype=torch.float64, device=x.device)
     r = x_new - x
-    return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1), torch.tensor(ok))
+    return MinimalMove(x_new, r, torch.linalg.vector_norm(r, dim=1),
+                       torch.tensor(ok, device=x.device))
 
 
 def _linf_tau(v: "np.ndarray", b: float, x: "np.ndarray", lo: float, hi: float) -> float:
@@ -351,13 +352,13 @@ def exact_minimal_move_linf_box(model: LinearSoftmax, x, target, *, lo: float = 
     import numpy as np
 
     x, target = _check_box(model, x, target, lo, hi)
-    W, bias = model.weight.numpy(), model.bias.numpy()
+    W, bias = model.weight.detach().cpu().numpy(), model.bias.detach().cpu().numpy()
     moves = []
-    for xn, t_cls in zip(x.numpy(), target.tolist()):
+    for xn, t_cls in zip(x.cpu().numpy(), target.tolist()):
         others = [j for j in range(len(W)) if j != t_cls]
         moves.append(_linf_one(W[t_cls] - W[others], bias[t_cls] - bias[others], xn, lo, hi, tol, max_rounds))
-    x_new = torch.as_tensor(np.stack([z for z, _ in moves]), dtype=torch.float64)
-    ok = torch.tensor([feasible for _, feasible in moves])
+    x_new = torch.as_tensor(np.stack([z for z, _ in moves]), dtype=torch.float64, device=x.device)
+    ok = torch.tensor([feasible for _, feasible in moves], device=x.device)
     dist = torch.where(ok, (x_new - x).abs().amax(1), math.inf)
     return MinimalMove(x_new, x_new - x, dist, ok)
 
@@ -371,7 +372,7 @@ def _linf_one(D, e, x, lo: float, hi: float, tol: float, max_rounds: int):
     if base.min() >= 0:
         return x.copy(), True
     scale_tol = tol * max(1.0, float(np.abs(base).max()))
-    single = np.array([_linf_tau(D[j], base[j], x, lo, hi) for j in range(len(D))])
+    single = np.array([_linf_tau(D[j], base[j], x, lo, hi) for j in range(len(D))])  # numpy input
     t = float(single.max())  # the best bound from one tie alone
     rows = list(dict.fromkeys([int(np.argmin(base)), int(np.argmax(single))]))
     for _ in range(max_rounds):

@@ -136,7 +136,7 @@ def linear_norm(weight: torch.Tensor, *, tol: float = 1e-10, seed: int = 0) -> f
     from scipy.sparse.linalg import svds
 
     v0 = np.random.default_rng(seed).standard_normal(min(w.shape))
-    return float(svds(w.numpy(), k=1, v0=v0, tol=tol, return_singular_vectors=False)[0])
+    return float(svds(w.cpu().numpy(), k=1, v0=v0, tol=tol, return_singular_vectors=False)[0])
 
 
 def layer_bound(module: nn.Module, input_size: int | None = None, *,

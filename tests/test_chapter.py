@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from advtut.book.chapter import resolve_device, start_chapter
+from advtut.book.chapter import resolve_device, seed_everything, start_chapter
 from advtut.book.profiles import PROFILES, settings
 
 
@@ -21,6 +21,24 @@ def test_start_chapter_seeds_and_reads_the_profile():
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
+    # and in full float32 precision: no TF32 in matrix products or cuDNN convolutions
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_seed_everything_turns_tf32_off_even_when_it_was_on():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.get_float32_matmul_precision())
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+        seed_everything(0)
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "highest"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[:2]
+        torch.set_float32_matmul_precision(before[2])
 
 
 def test_summary_is_a_table_of_the_settings():

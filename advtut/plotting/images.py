@@ -10,13 +10,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from advtut.arrays import to_numpy
+
 __all__ = ["to_hwc", "image_grid", "image_pairs", "show_templates", "fooling_figure", "mosaic"]
 
 
 def to_hwc(image) -> np.ndarray:
     """One image as a NumPy array matplotlib can show: ``(C, H, W)`` -> ``(H, W, C)``,
     ``(1, H, W)`` -> ``(H, W)``; float in [0, 1]."""
-    a = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=float)
+    a = to_numpy(image, dtype=float)
     if a.ndim == 3 and a.shape[0] in (1, 3):
         a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
     if a.ndim not in (2, 3):
@@ -50,8 +52,9 @@ def image_pairs(ax, originals, distorted, *, n_rows: int = 2, title: str = "") -
     """Szegedy et al.'s Figure 7 layout: odd columns the originals, even columns their distorted
     copies. ``originals``, ``distorted``: ``(M, 1, H, W)`` or ``(M, H, W)`` in [0, 1], ``M`` a
     multiple of ``n_rows``; grey scale from 0 (black) to 1 (white), a thin white gap between pairs."""
-    a = np.asarray(originals, dtype=float).reshape(len(originals), *np.shape(originals)[-2:])
-    b = np.asarray(distorted, dtype=float)
+    a = to_numpy(originals, dtype=float)
+    a = a.reshape(len(a), *a.shape[-2:])
+    b = to_numpy(distorted, dtype=float)
     if b.size != a.size:
         raise ValueError(f"originals and distorted must hold the same images, got shapes "
                          f"{np.shape(originals)} and {np.shape(distorted)}")
@@ -76,7 +79,7 @@ def show_templates(ax, templates: torch.Tensor, *, title: str = "") -> None:
     """One template as an RGB image, each min-max scaled to [0, 1] (the source's rendering)."""
     t = templates.double()
     t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-300)
-    ax.imshow(t.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.imshow(t.permute(1, 2, 0).detach().cpu().numpy(), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)

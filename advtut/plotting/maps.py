@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 
+from advtut.arrays import to_numpy
+
 __all__ = ["CLASS_COLORS", "class_color", "Grid", "make_grid", "plot_points", "plot_regions",
            "plot_lines", "plot_contours", "plot_confidence", "plot_moves", "plot_explorer_view"]
 
@@ -42,7 +44,7 @@ class Grid:
 
     def reshape(self, values) -> np.ndarray:
         """Values for ``points`` (``(n*n,)`` or ``(n*n, K)``) -> ``(n, n)`` or ``(n, n, K)``."""
-        v = np.asarray(values)
+        v = to_numpy(values)
         return v.reshape(len(self.ys), len(self.xs), *v.shape[1:])
 
 
@@ -67,12 +69,12 @@ def _label(ax, feature_names):
 def plot_points(ax, x, y, class_names, *, wrong=None, feature_names=None, size=28,
                 legend_loc="upper left"):
     """Scatter 2-D points coloured by class; ``wrong`` (bool ``(N,)``) rings points in red."""
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = to_numpy(x), to_numpy(y)
     for k, name in enumerate(class_names):
         ax.scatter(*x[y == k].T, s=size, color=class_color(k), edgecolor="k", linewidth=0.4,
                    label=name, zorder=3)
-    if wrong is not None and np.asarray(wrong).any():
-        w = np.asarray(wrong)
+    if wrong is not None and to_numpy(wrong).any():
+        w = to_numpy(wrong)
         ax.scatter(*x[w].T, s=size * 5, facecolor="none", edgecolor="red", linewidth=1.6,
                    label=f"misclassified ({w.sum()})", zorder=4)
     _label(ax, feature_names)
@@ -83,7 +85,7 @@ def plot_regions(ax, grid: Grid, pred, *, alpha=0.25, n_classes: int | None = No
     """Shade each grid cell with the colour of its predicted class (``pred``: ``(n*n,)``);
     ``n_classes`` defaults to the largest predicted class + 1."""
     if n_classes is None:
-        n_classes = int(np.asarray(pred).max()) + 1
+        n_classes = int(to_numpy(pred).max()) + 1
     cmap = ListedColormap([class_color(k) for k in range(n_classes)])
     ax.imshow(grid.reshape(pred), origin="lower", extent=grid.extent, cmap=cmap, alpha=alpha,
               vmin=-0.5, vmax=n_classes - 0.5, aspect="auto", interpolation="nearest")
@@ -99,10 +101,10 @@ def plot_lines(ax, lines, *, extent, labels=None, linestyles=("--", "-.", ":"), 
         style_i = {"color": "k", "linewidth": 1.4, "linestyle": linestyles[i % len(linestyles)], **style}
         a0, a1, b = float(a[0]), float(a[1]), float(b)
         if abs(a1) > abs(a0):
-            xs = np.array([xmin, xmax])
+            xs = np.array([xmin, xmax])  # numpy input: the extent's floats
             ys = -(a0 * xs + b) / a1
         else:
-            ys = np.array([ymin, ymax])
+            ys = np.array([ymin, ymax])  # numpy input: the extent's floats
             xs = -(a1 * ys + b) / a0
         ax.plot(xs, ys, label=None if labels is None else labels[i], **style_i)
     ax.set_xlim(xmin, xmax)
@@ -121,7 +123,7 @@ def plot_contours(ax, grid: Grid, proba, levels, *, styles=("-", "--", ":")):
 
 def plot_confidence(ax, grid: Grid, proba, *, label="max class probability"):
     """Image of ``max_k P(k | x)`` with a colour bar from ``1/K`` (chance) to 1; returns it."""
-    proba = np.asarray(proba)
+    proba = to_numpy(proba)
     conf = grid.reshape(proba.max(axis=1))
     im = ax.imshow(conf, origin="lower", extent=grid.extent, cmap="viridis",
                    vmin=1 / proba.shape[1], vmax=1,
@@ -132,12 +134,12 @@ def plot_confidence(ax, grid: Grid, proba, *, label="max class probability"):
 
 def plot_moves(ax, starts, ends, *, color="k", ok=None, label=None, **style):
     """Arrows ``starts -> ends`` (``(N, 2)`` each); ``ok`` False draws a red cross at the end."""
-    starts, ends = np.asarray(starts), np.asarray(ends)
+    starts, ends = to_numpy(starts), to_numpy(ends)
     for i, (s, e) in enumerate(zip(starts, ends)):
         ax.annotate("", xy=e, xytext=s, arrowprops=dict(arrowstyle="->", color=color, lw=1.4, **style))
     ax.plot([], [], color=color, label=label, **style)
     if ok is not None:
-        bad = ~np.asarray(ok)
+        bad = ~to_numpy(ok)
         if bad.any():
             ax.scatter(*ends[bad].T, marker="x", s=70, color="red", zorder=5,
                        label="lands outside the target region")
@@ -150,12 +152,12 @@ def plot_explorer_view(grid: Grid, pred, point, proba, class_names, *, feature_n
     plot_regions(ax, grid, pred, n_classes=len(class_names))
     if x is not None:
         for k in range(len(class_names)):
-            ax.scatter(*np.asarray(x)[np.asarray(y) == k].T, s=12, color=class_color(k),
+            ax.scatter(*to_numpy(x)[to_numpy(y) == k].T, s=12, color=class_color(k),
                        edgecolor="k", linewidth=0.3)
     ax.scatter([point[0]], [point[1]], marker="*", s=260, color="yellow", edgecolor="k", zorder=5)
     ax.set_title(f"point ({point[0]:.2f}, {point[1]:.2f}){' ' + unit if unit else ''}")
     _label(ax, feature_names)
-    p = np.asarray(proba).ravel()
+    p = to_numpy(proba).ravel()
     bx.barh(list(class_names), p, color=[class_color(k) for k in range(len(p))])
     for i, v in enumerate(p):
         bx.text(min(v + 0.02, 0.8), i, f"{v:.3f}", va="center")

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from advtut.arrays import to_numpy
 from advtut.attribution import max_normalise
 from advtut.chapters.attribution.experiments import FlipCurves
 from advtut.plotting.images import to_hwc
@@ -62,7 +63,7 @@ def plot_changes(changes: dict[str, list[float]], *, window: int = 20):
     running mean over ``window`` updates; log scale."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for (label, c), color in zip(changes.items(), ("#1f77b4", "#d62728")):
-        c = np.asarray(c)
+        c = to_numpy(c)
         steps = np.arange(1, len(c) + 1)
         ax.plot(steps, c, color=color, alpha=0.25, lw=0.8)
         if len(c) >= window:

@@ -244,8 +244,8 @@ def exact_check(model: nn.Module, s: AdversarialSet) -> ExactCheck:
     lin = _linear(model)
     exact = _exact_distortion(lin, x, t)
     return ExactCheck(att, x, t, y, lin, exact,
-                      (s.distortion[att].double() / exact).numpy(),
-                      (s.distortion_refined[att].double() / exact).numpy())
+                      (s.distortion[att].double() / exact).cpu().numpy(),
+                      (s.distortion_refined[att].double() / exact).cpu().numpy())
 
 
 def penalty_exactness(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,

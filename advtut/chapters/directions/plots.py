@@ -55,9 +55,9 @@ def plot_scores(layers: dict[str, Coherence], *, title: str = ""):
             bins = (np.arange(0.5 / c.k, 1 + 1 / c.k, 1 / c.k) if score == "purity"
                     else np.linspace(lo, hi, 31))
             for f in FAMILIES[:-1]:
-                ax.hist(values[f].numpy(), bins=bins, histtype="step", lw=1.6,
+                ax.hist(values[f].cpu().numpy(), bins=bins, histtype="step", lw=1.6,
                         color=_COLORS[f], label=f, density=True)
-            ax.plot(values["class means"].numpy(), np.zeros(len(values["class means"])), "|",
+            ax.plot(values["class means"].cpu().numpy(), np.zeros(len(values["class means"])), "|",
                     color=_COLORS["class means"], ms=14, mew=2, label="class means",
                     clip_on=False)
             ax.set_xlabel("label purity of the top images" if score == "purity"

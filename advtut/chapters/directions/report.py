@@ -41,7 +41,7 @@ def _interval(t) -> str:
 def holm(p_values) -> list[float]:
     """Holm's step-down adjustment of ``p_values`` for testing them together: each
     adjusted p-value is at least the raw one and at most 1."""
-    p = np.asarray(p_values, dtype=float)
+    p = np.asarray(p_values, dtype=float)  # numpy input: floats (scipy's p-values)
     order = np.argsort(p)
     adjusted = np.empty_like(p)
     running = 0.0

@@ -29,7 +29,7 @@ def fit_logistic_regression(x, y, *, C: float = 1.0, max_iter: int = 100):
     if not C > 0:
         raise ValueError(f"C must be > 0 (the inverse regularization strength), got {C}")
     clf = LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter)
-    clf.fit(torch.as_tensor(x).numpy(), torch.as_tensor(y).numpy())
+    clf.fit(torch.as_tensor(x).detach().cpu().numpy(), torch.as_tensor(y).cpu().numpy())
     return clf, LinearSoftmax.from_sklearn(clf)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from advtut.arrays import to_numpy
+from advtut.seeding import seeded
 from advtut.attacks.template import fool_with_template, template_step
 from advtut.chapters.linear_imagenet.source import SOURCE_TARGETS, TOY_W, TOY_X
 from advtut.evaluation import logits, topk_accuracy
@@ -30,7 +32,6 @@ from advtut.linear_images import (
     train_pixel_softmax,
     train_softmax,
 )
-from advtut.seeding import seeded
 
 __all__ = ["Resolution", "resolution_summary", "ToyExample", "toy_example", "Lessons",
            "lesson_subset", "initial_losses", "lr_sweep", "largest_stable_rate", "DecaySweep",
@@ -229,7 +230,7 @@ def resolution_sweep(x_tr, y_tr, x_va, y_va, x_f, t_f, *, sizes, n_classes: int,
 
 def loglog_slope(d, values) -> float:
     """The least-squares slope of ``log(values)`` against ``log(d)``."""
-    return float(np.polyfit(np.log(np.asarray(d, float)), np.log(np.asarray(values, float)), 1)[0])
+    return float(np.polyfit(np.log(to_numpy(d, float)), np.log(to_numpy(values, float)), 1)[0])
 
 
 def fooling_row(model, x, x_adv, label: str, note: str = "") -> dict:
@@ -260,7 +261,7 @@ def resolution_summary(res: dict, x, target, *, native: int) -> Resolution:
     """Summarise ``{size: (model, accs, costs)}`` (:func:`resolution_sweep` plus the ``native``
     size's model) on the images ``x`` ``(n, 3, native, native)`` and their ``target``."""
     sizes = tuple(sorted(res))
-    d = np.array([3 * s * s for s in sizes])
+    d = np.array([3 * s * s for s in sizes])  # numpy input: ints
     gain = tuple(sign_step_gain(res[s][0], x if s == native else resize(x, s), target)
                  for s in sizes)
     linf = tuple(float(res[s][2].exact_linf.median()) for s in sizes)

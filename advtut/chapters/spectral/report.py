@@ -167,7 +167,7 @@ def table5_entries(rows: list[LayerNorms], what: str) -> list[dict]:
                              note="the bound is at least the norm (a restriction of the "
                                   "circular convolution on bound_grid points; the SVD for a "
                                   "linear layer), and power iteration never overshoots the "
-                                  "norm; tol: relative 1e-9 (float32 iterations, float64 bound)"))
+                                  "norm; tol: relative 1e-9 (float64 iterations and bound)"))
     return out
 
 
