@@ -112,7 +112,7 @@ def rng_digest() -> str:
     h.update(repr(random.getstate()).encode())
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     h.update(keys.tobytes() + repr((kind, pos, has_gauss, gauss)).encode())
-    h.update(torch.random.get_rng_state().numpy().tobytes())
+    h.update(torch.random.get_rng_state().cpu().numpy().tobytes())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for state in torch.cuda.get_rng_state_all():
             h.update(state.cpu().numpy().tobytes())

@@ -57,8 +57,8 @@ def toy_example(eps: float = 0.5) -> ToyExample:
     """The source's numbers: ``x``, ``w`` (:data:`TOY_X`, :data:`TOY_W`) in 10 dimensions,
     score -3 (P = 0.0474), and with ``x + 0.5 w`` score 2 (P = 0.88): every dimension gains
     ``eps |w_i|``, ``eps ||w||_1`` in all."""
-    x = np.array(TOY_X, dtype=float)
-    w = np.array(TOY_W, dtype=float)
+    x = np.array(TOY_X, dtype=float)  # numpy input: the source's numbers
+    w = np.array(TOY_W, dtype=float)  # numpy input
     sig = lambda s: 1.0 / (1.0 + math.exp(-s))  # noqa: E731
     x_ad = x + eps * w
     return ToyExample(x, w, eps, float(w @ x), sig(float(w @ x)), x_ad, float(w @ x_ad),

@@ -34,7 +34,7 @@ def plot_decay_training(logs: dict, decays, *, epochs: int, n_classes: int):
     keyed by the decays). Returns the figure."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for lam in decays:
-        losses = np.array(logs[lam].step_losses)
+        losses = np.array(logs[lam].step_losses)  # numpy input: a tuple of floats
         k = max(1, len(losses) // 100)  # plot the mean of every k steps
         n = len(losses) // k * k
         ax.plot(k * np.arange(1, n // k + 1), losses[:n].reshape(-1, k).mean(1),
