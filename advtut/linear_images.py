@@ -193,8 +193,8 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
     ok = torch.cat([m.feasible for m in l2]) & torch.cat([m.feasible for m in linf])
     nan = torch.tensor(math.nan, dtype=torch.float64)
     return FoolingCosts(
-        template_rms=torch.where(heur.reached, heur.rms.double(), nan),
-        template_linf=torch.where(heur.reached, heur.linf.double(), nan),
+        template_rms=torch.where(heur.success, heur.distortion.double(), nan),
+        template_linf=torch.where(heur.success, heur.linf.double(), nan),
         exact_rms=torch.where(ok, l2_dist / math.sqrt(d), math.inf),
         exact_linf=torch.where(ok, torch.cat([m.distance for m in linf]), math.inf),
         bound_rms=b2.cpu() / math.sqrt(d), bound_linf=binf.cpu(), feasible=ok)
