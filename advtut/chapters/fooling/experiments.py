@@ -36,7 +36,7 @@ MEASURE_LAYERS = ("conv2", "fc1")
 #: on the hidden layers only (the logits of images that must all say the same label cannot be
 #: made unlike each other), each activation centred on the training data's mean before the
 #: cosine, the logit-margin objective (a constant pull until the threshold is guaranteed), and
-#: descent that goes on for ``min_steps`` after reaching the threshold so the costs can act.
+#: descent that goes on for ``min_iter`` steps after reaching the threshold so the costs can act.
 DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin", coeff=10.0)
 
 
@@ -93,8 +93,8 @@ def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module
     rs = list(runs.values())
     measured = [measure(model, r.x, ruler) for r in rs]
     layers = measured[0][0]
-    return SweepRow(scale, sum(r.converged for r in rs) / len(rs),
-                    sum(r.steps for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
+    return SweepRow(scale, sum(bool(r.success.all()) for r in rs) / len(rs),
+                    sum(r.n_iter for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
                     {k: sum(m[0][k] for m in measured) / len(rs) for k in layers},
                     {k: sum(m[1][k] for m in measured) / len(rs) for k in layers})
 
@@ -113,11 +113,11 @@ def digit_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ruler: di
             {k: sum(b[k] for b in bats) / 10 for k in bats[0]})
 
 
-def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, seed: int,
+def sweep(model: nn.Module, reference: dict, *, scales, labels, max_iter: int, seed: int,
           ruler: dict, progress: bool = True, **settings
           ) -> tuple[list[SweepRow], float | None, dict]:
     """The source's settings with its layer coefficients multiplied by each of ``scales``, on
-    ``labels`` with at most ``max_steps`` steps (``settings``: further
+    ``labels`` with at most ``max_iter`` steps (``settings``: further
     :func:`~advtut.attacks.backwork.backwork` settings; the coefficients are then
     ``scale`` each, one per reference layer): one :class:`SweepRow` per scale measured with
     ``ruler``, and the
@@ -128,7 +128,7 @@ def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, 
     base = SOURCE_SETTINGS["layer_coeffs"] if not settings else (1.0,) * len(reference)
     for scale in scales:
         runs = run_labels(model, reference, labels=labels, seed=seed, progress=progress,
-                          max_steps=max_steps, layer_coeffs=[c * scale for c in base],
+                          max_iter=max_iter, layer_coeffs=[c * scale for c in base],
                           **settings)
         rows.append(summarise(float(scale), runs, model=model, ruler=ruler))
         images[float(scale)] = torch.cat([r.x for r in runs.values()])
@@ -221,13 +221,13 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
     out = []
     for r in range(rounds + 1):
         runs = run_labels(net, reference_fn(net), labels=labels, seed=seed + 100 * r,
-                          progress=progress, max_steps=budget, **settings)
+                          progress=progress, max_iter=budget, **settings)
         pred = model_logits(net, x_test).argmax(1)
         out.append(RejectionRound(
             r, float((pred == y_test.to(pred.device)).double().mean()),
             float(noise_rates(net, n=n_noise, seed=seed, n_classes=11)[10]),
-            sum(v.converged for v in runs.values()) / len(runs),
-            sum(v.steps for v in runs.values()) / len(runs),
+            sum(bool(v.success.all()) for v in runs.values()) / len(runs),
+            sum(v.n_iter for v in runs.values()) / len(runs),
             sum(float(v.prob.min()) for v in runs.values()) / len(runs)))
         if r == rounds:
             break
