@@ -194,8 +194,8 @@ def fooling_costs(model: PixelSoftmax, x: torch.Tensor, target: torch.Tensor, *,
     ok = torch.cat([m.feasible for m in l2]) & torch.cat([m.feasible for m in linf])
     nan = torch.tensor(math.nan, dtype=torch.float64)
     return FoolingCosts(
-        template_rms=torch.where(heur.reached.cpu(), heur.rms.double().cpu(), nan),
-        template_linf=torch.where(heur.reached.cpu(), heur.linf.double().cpu(), nan),
+        template_rms=torch.where(heur.success.cpu(), heur.distortion.double().cpu(), nan),
+        template_linf=torch.where(heur.success.cpu(), heur.linf.double().cpu(), nan),
         exact_rms=torch.where(ok, l2_dist / math.sqrt(d), math.inf),
         exact_linf=torch.where(ok, torch.cat([m.distance for m in linf]), math.inf),
         bound_rms=b2.cpu() / math.sqrt(d), bound_linf=binf.cpu(), feasible=ok)

@@ -1,9 +1,9 @@
 """Benchmark: the batched L-BFGS attack against a per-example scipy L-BFGS-B reference.
 
 Both solve Szegedy et al.'s penalty problem ``c ||r||_2 + CE(f(x + r), l)`` on the box with the
-same stopping tolerances and the same search over ``c`` (``lbfgs_attack(..., solver="scipy")``;
-both with ``convex=True``, since FC10 is linear)
-runs scipy on each example alone); the model is FC10(1e-4) trained on a seeded 10,000-image
+same stopping tolerances and the same search over ``c`` (the tests' reference,
+``tests/attacks/lbfgs_reference.py``, runs scipy on each example alone; both with
+``convex=True``, since FC10 is linear); the model is FC10(1e-4) trained on a seeded 10,000-image
 subset of MNIST, the targets seeded random wrong labels. Prints and writes (``--out``) examples
 per second of each, their ratio, and the distortions (ours must be equal or smaller).
 
@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -30,15 +31,21 @@ from advtut.chapters.blindspots.source import TABLE1
 from advtut.data import load_mnist
 from advtut.evaluation import predict
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "attacks"))
+from lbfgs_reference import lbfgs_attack_scipy  # noqa: E402  (the tests' scipy reference)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=100, help="digits attacked (default 100)")
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (the scipy reference runs its model there too)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu or cuda (the scipy reference runs its model there too)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs of the batched attack (best kept)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed runs of the batched attack (best kept)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
     if args.batch < 1:
@@ -72,7 +79,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     t_ours = min(times)
     t0 = time.perf_counter()
-    ref = lbfgs_attack(model, x, target, solver="scipy", convex=True)
+    ref = lbfgs_attack_scipy(model, x, target, convex=True)
     t_ref = time.perf_counter() - t0
     ratio = (ours.distortion / ref.distortion).double().cpu()
     out = {
@@ -90,7 +97,8 @@ def main() -> None:
         "success_scipy": float(ref.success.double().mean()),
         "mean_distortion_batched": float(ours.distortion.mean()),
         "mean_distortion_scipy": float(ref.distortion.mean()),
-        "distortion_ratio_median": float(ratio.median()), "distortion_ratio_max": float(ratio.max()),
+        "distortion_ratio_median": float(ratio.median()),
+        "distortion_ratio_max": float(ratio.max()),
         "distortion_ratio_min": float(ratio.min()),
         "solves_per_example": float(ours.n_solves.double().mean()),
     }

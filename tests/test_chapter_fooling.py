@@ -54,13 +54,13 @@ def test_noise_rates_and_transfer_count_what_they_say(net):
     assert rates.shape == (10,) and float(rates.sum()) == pytest.approx(1.0)
     ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
     runs = ch6.run_labels(net, ref, labels=(2, 5), seed=0, progress=False, batch_size=3,
-                          threshold=0.99, lr=0.05, max_steps=300)
+                          threshold=0.99, lr=0.05, max_iter=300)
     t = ch6.transfer(net, runs)                     # the same network: every image transfers
     assert {k: v[0] for k, v in t.items()} == {2: 1.0, 5: 1.0}
     assert all(v[1] >= 0.99 for v in t.values())
     ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
     row = ch6.summarise(1.0, runs, model=net, ruler=ruler)
-    assert row.converged == 1.0 and row.steps == sum(r.steps for r in runs.values()) / 2
+    assert row.converged == 1.0 and row.steps == sum(r.n_iter for r in runs.values()) / 2
     by_hand = [ch6.measure(net, r.x, ruler).batch["fc1"] for r in runs.values()]
     assert row.batch_cost["fc1"] == pytest.approx(sum(by_hand) / 2)
     entries = report.labels_entries(runs, what="toy")
@@ -72,13 +72,13 @@ def test_noise_rates_and_transfer_count_what_they_say(net):
 def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
     ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
     ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
-    s = ch6.sweep(net, ref, scales=(0.0, 1.0), labels=(1,), max_steps=20,
+    s = ch6.sweep(net, ref, scales=(0.0, 1.0), labels=(1,), max_iter=20,
                   seed=0, ruler=ruler, progress=False)
     rows, diff, runs = s.rows, s.diff, s.runs
     assert [r.scale for r in rows] == [0.0, 1.0] and set(runs) == {0.0, 1.0}
     assert diff == float((runs[0.0][1].x - runs[1.0][1].x).abs().max())
     assert len(plots.plot_sweep({"toy": rows}, baseline=0.5).axes) == 2
-    none = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=5, seed=0,
+    none = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_iter=5, seed=0,
                      ruler=ruler, progress=False).diff
     assert none is None
 
@@ -86,14 +86,14 @@ def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
 def test_sweep_scales_the_source_coefficients_unless_others_are_named(net):
     ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
     ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
-    by_default = ch6.sweep(net, ref, scales=(2.0,), labels=(1,), max_steps=3, seed=0,
+    by_default = ch6.sweep(net, ref, scales=(2.0,), labels=(1,), max_iter=3, seed=0,
                            ruler=ruler, progress=False)
-    named = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=3, seed=0, ruler=ruler,
+    named = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_iter=3, seed=0, ruler=ruler,
                       layer_coeffs=[2 * c for c in ch6.SOURCE_SETTINGS["layer_coeffs"]],
                       progress=False)
     assert torch.equal(by_default.runs[2.0][1].x, named.runs[1.0][1].x)
     with pytest.raises(ValueError, match="one coefficient per reference layer"):
-        ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_steps=3, seed=0, ruler=ruler,
+        ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_iter=3, seed=0, ruler=ruler,
                   layer_coeffs=(1.0, 1.0), progress=False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         by_default.diff = 0.0

@@ -18,12 +18,17 @@ where ``p_i`` is image ``i``'s softmax output and, for each named layer ``k`` (t
   different images of the batch, over all pairs.
 
 Descent stops when the smallest ``p_i(label)`` in the batch reaches ``threshold`` (the source:
-0.999) and at least ``min_steps`` steps were taken, or after ``max_steps``. An image below the
+0.999) and at least ``min_iter`` steps were taken, or after ``max_iter``. An image below the
 threshold whose target probability fell at every one of the last ``num_mono_dec_saves`` saves
 (a save: every ``save_every`` steps) is re-drawn from noise, its Adam moment estimates zeroed
 (Adam's step count is shared by the batch and kept, so a re-drawn image's first steps are
 larger): the source's masked re-initialisation of stuck inputs. No image is re-drawn at the
 last step.
+
+Not a minimal-perturbation attack: the images have no original to be measured from, so
+:class:`BackworkResult` is its own type, with ``success`` per image and no ``distortion`` (the
+exception to the rule of :mod:`advtut.attacks`); the target ``label`` is checked by
+:func:`~advtut.attacks.base.check_attack_inputs` on the starting noise.
 
 Two options go beyond the source (chapter 6 explains why): ``center=True`` in
 :func:`reference_directions` subtracts the reference set's mean activation before every
@@ -33,7 +38,7 @@ Example::
 
     ref = reference_directions(model, x_train[:1000], layers=("conv1", "conv2", "fc1", "logits"))
     out = backwork(model, label=3, reference=ref, batch_size=8, seed=0)
-    out.x.shape, out.prob.min()        # (8, 1, 28, 28), >= 0.999 when out.converged
+    out.x.shape, out.prob.min()        # (8, 1, 28, 28), >= 0.999 when out.success.all()
 """
 from __future__ import annotations
 
@@ -46,10 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from advtut.attacks.base import check_attack_inputs
 from advtut.evaluation import require_eval_mode
 
-__all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "layer_activations", "reference_directions", "similarity_costs", "BackworkResult",
-           "backwork"]
+__all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "layer_activations", "reference_directions",
+           "similarity_costs", "BackworkResult", "backwork"]
 
 #: The source's settings: threshold on the smallest target probability, the softmax penalty,
 #: the reference and batch coefficients and the layer coefficients (log-spaced, one per
@@ -139,16 +145,18 @@ def similarity_costs(acts: dict[str, torch.Tensor], reference: dict[str, torch.T
 
 @dataclass(frozen=True)
 class BackworkResult:
-    """``x``: ``(B, C, H, W)`` in [0, 1], the final batch; ``prob``: ``(B,)`` each image's
-    probability of ``label``; ``converged``: ``prob.min() >= threshold``; ``steps``: Adam steps
+    """Fooling images grown from noise (not a minimal perturbation: no ``x_adv`` of an original,
+    no ``distortion``). ``x``: ``(B, C, H, W)`` in [0, 1], the final batch; ``prob``: ``(B,)``
+    each image's probability of ``label`` (the target); ``success``: bool ``(B,)``,
+    ``prob >= threshold`` (the batch converged where ``success.all()``); ``n_iter``: Adam steps
     taken; ``reinits``: images re-drawn from noise; ``reference_cost``, ``batch_cost``: each
     layer's costs at the end (floats); ``label``."""
 
     x: torch.Tensor
     prob: torch.Tensor
     label: int
-    converged: bool
-    steps: int
+    success: torch.Tensor
+    n_iter: int
     reinits: int
     reference_cost: dict
     batch_cost: dict
@@ -162,14 +170,15 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
              penalty: float = SOURCE_SETTINGS["penalty"],
              threshold: float = SOURCE_SETTINGS["threshold"], objective: str = "probability",
              lr: float = 0.01,
-             max_steps: int = 2000, min_steps: int = 0, save_every: int = 10,
+             max_iter: int = 2000, min_iter: int = 0, save_every: int = 10,
              num_mono_dec_saves: int = 5,
              seed: int = 0, progress: bool = True) -> BackworkResult:
     """Grow ``batch_size`` images of ``image_shape`` from uniform noise (seeded by ``seed``)
-    until ``model`` gives each ``label`` with probability at least ``threshold``; see the
-    module for the cost. ``reference``: :func:`reference_directions`, one entry per costed
-    layer, in the order of ``layer_coeffs`` (lowest layer first). ``model`` must be in eval
-    mode and have ``activations(x) -> {layer: tensor, ..., "logits": (B, K)}``."""
+    until ``model`` gives each ``label`` with probability at least ``threshold`` (at least
+    ``min_iter`` and at most ``max_iter`` Adam steps); see the module for the cost.
+    ``reference``: :func:`reference_directions`, one entry per costed layer, in the order of
+    ``layer_coeffs`` (lowest layer first). ``model`` must be in eval mode and have
+    ``activations(x) -> {layer: tensor, ..., "logits": (B, K)}``."""
     require_eval_mode(model, what="backwork")
     n_classes = model.activations(torch.zeros(1, *image_shape,
                                               device=next(model.parameters()).device))["logits"].shape[1]
@@ -184,7 +193,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     # the logit margin over every other class that guarantees p >= threshold, plus a little
     target_margin = math.log((n_classes - 1) * threshold / (1 - threshold)) + 0.5
-    for name, v in (("batch_size", batch_size), ("max_steps", max_steps),
+    for name, v in (("batch_size", batch_size), ("max_iter", max_iter),
                     ("save_every", save_every), ("num_mono_dec_saves", num_mono_dec_saves)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -194,17 +203,20 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     def noise(n):
         return torch.rand(n, *image_shape, generator=gen).to(device)
 
-    x = noise(batch_size).requires_grad_(True)
+    x = noise(batch_size)
+    check_attack_inputs(model, x, torch.full((batch_size,), label, device=device), targeted=True,
+                        allow_current=True)   # noise the model already calls label: fine
+    x.requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     coeffs = dict(zip(reference, (float(c) for c in layer_coeffs)))
     history: list[torch.Tensor] = []            # target probability at each save, (B,)
     reinits, step = 0, 0
-    with tqdm(total=max_steps, desc=f"label {label}", disable=not progress,
+    with tqdm(total=max_iter, desc=f"label {label}", disable=not progress,
               mininterval=2.0) as bar:
         while True:
             acts = layer_activations(model, x)
             prob = torch.softmax(acts["logits"], 1)[:, label]
-            if (float(prob.detach().min()) >= threshold and step >= min_steps) or step == max_steps:
+            if (float(prob.detach().min()) >= threshold and step >= min_iter) or step == max_iter:
                 break
             ref, bat = similarity_costs(acts, reference)
             if objective == "probability":
@@ -224,7 +236,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
             bar.update()
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
-                if step % save_every == 0 and step < max_steps:   # never return fresh noise
+                if step % save_every == 0 and step < max_iter:   # never return fresh noise
                     history.append(prob.detach())
                     # stuck: below the threshold and falling at every one of the last saves
                     stuck = _falling(history, num_mono_dec_saves) & (prob.detach() < threshold)
@@ -239,8 +251,9 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     with torch.no_grad():
         ref, bat = similarity_costs(acts, reference)
     prob = prob.detach()
-    return BackworkResult(x.detach(), prob, label, float(prob.min()) >= threshold,
-                          step, reinits, {k: float(v) for k, v in ref.items()},
+    # in float64, as float(prob.min()) >= threshold compares
+    return BackworkResult(x.detach(), prob, label, prob.double() >= threshold, step, reinits,
+                          {k: float(v) for k, v in ref.items()},
                           {k: float(v) for k, v in bat.items()})
 
 

@@ -10,9 +10,12 @@ which way each pixel should move to make the model less sure of the right answer
 - ``"linf_scaled"``: ``d = g / max|g|``, the normalised gradient stretched until its largest
   pixel change is ``eps``, the same L-infinity budget as the sign step.
 
-Inputs ``x`` ``(N, ...)``; labels ``y`` long ``(N,)``; ``eps`` in input units (0-1 pixels).
-Steps are not clipped to the image range unless ``bounds`` is given (the source adds
-``0.01 * sign(g)`` to its images and does not clip).
+Inputs ``x`` ``(N, ...)``; labels ``y`` long ``(N,)``, the true labels (the attacks are
+untargeted); ``eps`` in input units (0-1 pixels). :func:`gradient_step` and :func:`fgsm` are
+one-step budgeted attacks: they return the perturbed input ``x + eps * d`` (a tensor of ``x``'s
+shape), not the step. Steps are not clipped to the image range unless ``bounds`` is given (the
+source adds ``0.01 * sign(g)`` to its images and does not clip); with ``bounds``, ``x`` must lie
+inside them. Inputs are checked by :func:`~advtut.attacks.base.check_attack_inputs`.
 
 Example::
 
@@ -25,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advtut.attacks.base import check_attack_inputs
 from advtut.evaluation import predict, require_eval_mode
 
 __all__ = ["DIRECTIONS", "loss_gradient", "step_direction", "fgsm", "gradient_step",
@@ -33,24 +37,28 @@ __all__ = ["DIRECTIONS", "loss_gradient", "step_direction", "fgsm", "gradient_st
 DIRECTIONS = ("sign", "l2", "linf_scaled")
 
 
-def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+def _checked(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, what: str,
+             bounds: tuple[float, float] | None) -> torch.Tensor:
+    """The model in eval mode, ``x`` and ``y`` through the one checker; ``y`` on ``x``'s device."""
     require_eval_mode(model, what=what)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
-        raise ValueError(f"x must be a floating-point batch (N, ...), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if y.dtype != torch.long or y.shape != (len(x),):
-        raise ValueError(f"y must be long class indices of shape ({len(x)},), got "
-                         f"{y.dtype} {tuple(y.shape)}")
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+        y = y.to(x.device)
+    check_attack_inputs(model, x, y, targeted=False, bounds=bounds)
+    return y
+
+
+def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    (g,) = torch.autograd.grad(loss, x)
+    return g
 
 
 def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``d CE(model(x_i), y_i) / d x_i`` for every example (summed loss, so no example's
-    gradient depends on the batch): ``x``'s shape, in loss units per input unit."""
-    _check(model, x, y, "loss_gradient")
-    x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y.to(x.device), reduction="sum")
-    (g,) = torch.autograd.grad(loss, x)
-    return g
+    gradient depends on the batch): ``x``'s shape, in loss units per input unit. ``x``: float
+    ``(N, ...)``, any range; ``y``: long ``(N,)`` true labels; the model in eval mode."""
+    return _loss_gradient(model, x, _checked(model, x, y, what="loss_gradient", bounds=None))
 
 
 def step_direction(g: torch.Tensor, *, kind: str) -> torch.Tensor:
@@ -69,17 +77,20 @@ def step_direction(g: torch.Tensor, *, kind: str) -> torch.Tensor:
 def gradient_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                   kind: str = "sign", bounds: tuple[float, float] | None = None) -> torch.Tensor:
     """``x + eps * step_direction(loss_gradient(model, x, y), kind=kind)``, clipped to
-    ``bounds`` when given: ``x``'s shape."""
+    ``bounds`` when given (``x`` must then lie inside them): the perturbed input, ``x``'s
+    shape."""
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
-    x_adv = x.detach() + eps * step_direction(loss_gradient(model, x, y), kind=kind)
+    y = _checked(model, x, y, what="gradient_step", bounds=bounds)
+    x_adv = x.detach() + eps * step_direction(_loss_gradient(model, x, y), kind=kind)
     return x_adv if bounds is None else x_adv.clamp(*bounds)
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
          bounds: tuple[float, float] | None = None) -> torch.Tensor:
     """The fast gradient sign method, ``x + eps * sign(d loss / d x)`` (clipped to ``bounds``
-    when given; foolbox's ``FGSM`` clips to its model's bounds): ``x``'s shape."""
+    when given; foolbox's ``FGSM`` clips to its model's bounds): the perturbed input, ``x``'s
+    shape."""
     return gradient_step(model, x, y, eps=eps, kind="sign", bounds=bounds)
 
 

@@ -28,18 +28,22 @@ together as tensors on the model's device.
   for one ``c`` stops, it restarts from ``x`` with its next ``c`` while the others go on, and each
   step is one batched evaluation (a row that fails the line search halves its step at the next
   step instead of holding the batch up). ``benchmarks/lbfgs_attack.py`` measures it against
-  scipy's L-BFGS-B run per example.
+  scipy's L-BFGS-B run per example (the reference the tests check it against,
+  ``tests/attacks/lbfgs_reference.py``).
 
-The pieces: :func:`penalty_objective` (the function minimized for one ``c``),
-:func:`c_search_step` (one step of the search over ``c``, testable alone), the solver
-:func:`~advtut.attacks.box_lbfgs.box_lbfgs` (its own module), :func:`lbfgs_attack` (all of it)
-and :func:`refine_on_boundary` (not in the paper). Distortions are :func:`advtut.distances.rms`.
+The pieces: :class:`LBFGSSearch` (the settings of the search over ``c`` and of each solve),
+:func:`penalty_objective` (the function minimized for one ``c``), :func:`c_search_step` (one
+step of the search over ``c``, testable alone), :class:`SearchState` (every example's bracket,
+best point and counts), the solver :func:`~advtut.attacks.box_lbfgs.box_lbfgs` (its own
+module), :func:`lbfgs_attack` (all of it) and :func:`refine_on_boundary` (not in the paper).
+Distortions are :func:`advtut.distances.rms`.
 Both functions refuse a model in train mode (:func:`advtut.evaluation.require_eval_mode`).
 
 Example::
 
     result = lbfgs_attack(model, x, target)         # x: (N, 1, 28, 28) in [0, 1]
     result.success.float().mean(), result.distortion.mean()
+    finer = lbfgs_attack(model, x, target, settings=LBFGSSearch(c_rel_tol=1e-4, tol=1e-9))
 """
 from __future__ import annotations
 
@@ -49,17 +53,47 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.std import tqdm
 
 from advtut import lagrangian
 from advtut.attacks.base import AttackResult, check_attack_inputs
-from advtut.attacks.box_lbfgs import _BoxLBFGS, _value_and_grad, box_lbfgs
+from advtut.attacks.box_lbfgs import _BoxLBFGS, box_lbfgs
 from advtut.distances import rms
 from advtut.evaluation import require_eval_mode
 
-__all__ = ["lbfgs_attack", "refine_on_boundary", "penalty_objective", "CStep", "c_search_step"]
+__all__ = ["LBFGSSearch", "lbfgs_attack", "refine_on_boundary", "penalty_objective", "CStep",
+           "c_search_step", "SearchState"]
 
 NORMS = ("l2", "l2_squared")
-SOLVERS = ("batched", "scipy")
+
+
+@dataclass(frozen=True)
+class LBFGSSearch:
+    """The settings of :func:`lbfgs_attack`'s search over ``c`` and of each L-BFGS solve.
+
+    ``c`` starts at ``c_init`` and moves by :func:`c_search_step` within ``[c_min, c_max]``
+    (``0 < c_min <= c_init <= c_max``) until ``c_fail / c_ok - 1 <= c_rel_tol`` (``> 0``); each
+    value of ``c`` is a fresh solve from ``x`` of at most ``max_iter`` iterations with
+    ``history`` correction pairs, stopping at projected-gradient max-norm ``tol`` (as in
+    :func:`~advtut.attacks.box_lbfgs.box_lbfgs`). ``ValueError`` on construction otherwise.
+    """
+
+    c_init: float = 1.0
+    c_rel_tol: float = 0.01
+    c_min: float = 1e-6
+    c_max: float = 1e6
+    max_iter: int = 300
+    history: int = 10
+    tol: float = 1e-5
+
+    def __post_init__(self):
+        if not (0 < self.c_min <= self.c_init <= self.c_max) or not self.c_rel_tol > 0:
+            raise ValueError(f"need 0 < c_min <= c_init <= c_max and c_rel_tol > 0; got "
+                             f"c_min={self.c_min}, c_init={self.c_init}, c_max={self.c_max}, "
+                             f"c_rel_tol={self.c_rel_tol}")
+        if self.history < 1 or self.max_iter < 1 or not self.tol > 0:
+            raise ValueError(f"need history >= 1, max_iter >= 1 and tol > 0; got "
+                             f"history={self.history}, max_iter={self.max_iter}, tol={self.tol}")
 
 
 def penalty_objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c: torch.Tensor,
@@ -136,143 +170,114 @@ def _stay_threshold(net, flat: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return torch.linalg.vector_norm(g0 * movable, dim=1)
 
 
-def _scipy_solve(fun, z0: torch.Tensor, *, lo: float, hi: float, max_iter: int, history: int,
-                 tol: float):
-    """The reference: scipy's L-BFGS-B on each row of ``z0`` alone (slow). scipy iterates in
-    float64; the objective is evaluated in ``z0``'s dtype."""
-    import numpy as np
-    from scipy.optimize import minimize
+class SearchState:
+    """The search over ``c`` for ``N`` examples, as tensors ``(N,)`` on ``flat``'s device.
 
-    out, n_iter = z0.detach().clone(), torch.zeros(len(z0), dtype=torch.long)
-    for i in range(len(z0)):
-        row = torch.tensor([i], device=z0.device)
+    ``flat``: the inputs ``(N, m)``; ``target``: long ``(N,)``; ``net``: ``(M, m) -> (M, K)``
+    logits. Per example: ``c`` the value being solved (read by the objective at each call, so
+    updated in place), the bracket ``c_ok``/``c_fail`` of :func:`c_search_step`, the successful
+    minimizer of smallest L2 distance so far (``best``, ``best_dist``, ``best_c``), the counts
+    ``n_iter``/``n_solves``, and ``todo``, whose search is not over. :meth:`record` books
+    finished solves; :meth:`result` makes the :class:`AttackResult`.
+    """
 
-        def f_np(v):
-            z = torch.as_tensor(v, dtype=z0.dtype, device=z0.device).view(1, -1)
-            f, g = _value_and_grad(fun, z, row)
-            return float(f), g.double().cpu().numpy().ravel()
+    def __init__(self, net, flat: torch.Tensor, target: torch.Tensor, settings: LBFGSSearch):
+        n, dev, dt = flat.shape[0], flat.device, flat.dtype
+        self.net, self.flat, self.target, self.settings = net, flat, target, settings
+        self.c = torch.full((n,), float(settings.c_init), dtype=dt, device=dev)
+        self.c_ok = torch.zeros(n, dtype=dt, device=dev)            # largest c that reached it
+        self.c_fail = torch.full((n,), math.inf, dtype=dt, device=dev)  # smallest that missed
+        self.best = flat.clone()
+        self.best_dist = torch.full((n,), math.inf, dtype=dt, device=dev)
+        self.best_c = torch.full((n,), math.nan, dtype=dt, device=dev)
+        self.n_iter = torch.zeros(n, dtype=torch.long, device=dev)
+        self.n_solves = torch.zeros(n, dtype=torch.long, device=dev)
+        self.todo = torch.ones(n, dtype=torch.bool, device=dev)
 
-        res = minimize(f_np, z0[i].double().cpu().numpy(), jac=True, method="L-BFGS-B",
-                       bounds=[(lo, hi)] * z0.shape[1],
-                       options={"maxiter": max_iter, "maxcor": history, "gtol": tol})
-        out[i] = torch.as_tensor(np.clip(res.x, lo, hi), dtype=z0.dtype, device=z0.device)
-        n_iter[i] = res.nit
-    return out, n_iter.to(z0.device)
+    def record(self, idx: torch.Tensor, z: torch.Tensor, it: torch.Tensor) -> torch.Tensor:
+        """Book one finished solve per row of ``idx`` (long ``(R,)``): its minimizer ``z``
+        ``(R, m)`` after ``it`` iterations; moves each row's ``c`` on. Returns bool ``(R,)``,
+        the rows whose search is over."""
+        s = self.settings
+        with torch.no_grad():
+            hit = self.net(z).argmax(1) == self.target[idx]
+            dist = (z - self.flat[idx]).pow(2).sum(1).sqrt()
+        self.n_iter[idx] += it
+        self.n_solves[idx] += 1
+        better = hit & (dist < self.best_dist[idx])
+        self.best[idx[better]] = z[better]
+        self.best_dist[idx[better]] = dist[better]
+        self.best_c[idx[better]] = self.c[idx[better]]
+        step = c_search_step(self.c[idx], hit, self.c_ok[idx], self.c_fail[idx], c_min=s.c_min,
+                             c_max=s.c_max, c_rel_tol=s.c_rel_tol)
+        self.c_ok[idx], self.c_fail[idx], self.c[idx] = step.c_ok, step.c_fail, step.c_next
+        self.todo[idx[step.done]] = False
+        return step.done
+
+    def result(self, x: torch.Tensor) -> AttackResult:
+        """The kept minimizers as an :class:`AttackResult` for the inputs ``x`` ``(N, ...)``."""
+        success = torch.isfinite(self.best_dist)
+        x_adv = self.best.view_as(x).to(x.dtype)
+        d = torch.where(success, rms(x_adv, x), torch.zeros_like(self.best_dist))
+        return AttackResult(x_adv=x_adv, success=success, distortion=d, c=self.best_c,
+                            n_iter=self.n_iter, n_solves=self.n_solves)
 
 
-
-def _check_settings(norm, solver, c_init, c_rel_tol, c_min, c_max, max_iter, history, tol):
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if not (0 < c_min <= c_init <= c_max) or not c_rel_tol > 0:
-        raise ValueError(f"need 0 < c_min <= c_init <= c_max and c_rel_tol > 0; got c_min={c_min}, "
-                         f"c_init={c_init}, c_max={c_max}, c_rel_tol={c_rel_tol}")
-    if history < 1 or max_iter < 1 or not tol > 0:
-        raise ValueError(f"need history >= 1, max_iter >= 1 and tol > 0; got history={history}, "
-                         f"max_iter={max_iter}, tol={tol}")
-
-
-def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, norm: str = "l2",
-                 c_init: float = 1.0, c_rel_tol: float = 0.01, c_min: float = 1e-6,
-                 c_max: float = 1e6, max_iter: int = 300, history: int = 10, tol: float = 1e-5,
-                 refine: bool = False, solver: str = "batched", convex: bool = False,
-                 progress: bool = False) -> AttackResult:
+def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
+                 settings: LBFGSSearch = LBFGSSearch(), norm: str = "l2", convex: bool = False,
+                 refine: bool = False, progress: bool = False) -> AttackResult:
     """Szegedy et al.'s box-constrained L-BFGS attack, batched, with the search over ``c``.
 
     ``model``: an ``nn.Module`` in eval mode (``ValueError`` otherwise; it is not changed)
     mapping ``x`` to logits ``(N, K)``; ``x``: float ``(N, ...)`` in [0, 1]; ``target``: long
-    ``(N,)``, different from the model's current labels. ``norm``: ``"l2"`` (``c ||r||_2``, the
-    paper's) or ``"l2_squared"``. ``c`` starts at ``c_init`` and moves by
-    :func:`c_search_step` within ``[c_min, c_max]`` until ``c_fail / c_success - 1 <=
-    c_rel_tol``; each value of ``c`` is a fresh L-BFGS solve from ``x`` (``max_iter``,
-    ``history``, ``tol`` as in :func:`box_lbfgs`). ``solver="scipy"`` solves each problem alone
-    with scipy's L-BFGS-B (same objective, same search over ``c``; the slow reference for tests
-    and benchmarks). ``convex=True`` declares the loss convex in ``x`` (a linear model such as
-    FC10), which settles every ``c`` above the gradient norm at ``x`` without a solve (see the
-    module docstring); for a network leave it False.
+    ``(N,)`` on ``x``'s device, different from the model's current labels. ``settings``: the
+    search over ``c`` and each solve's limits (:class:`LBFGSSearch`). ``norm``: ``"l2"``
+    (``c ||r||_2``, the paper's) or ``"l2_squared"``. ``convex=True`` declares the loss convex
+    in ``x`` (a linear model such as FC10), which settles every ``c`` above the gradient norm at
+    ``x`` without a solve (see the module docstring); for a network leave it False.
     ``refine=True`` then shortens every successful ``r`` with :func:`refine_on_boundary` (not in
-    the paper). Returns an :class:`AttackResult` holding, per example, the successful minimizer of
-    smallest distortion (``distortion``: :func:`advtut.distances.rms`).
+    the paper). ``progress``: a tqdm bar of the examples whose search is over. Returns an
+    :class:`AttackResult` holding, per example, the successful minimizer of smallest distortion
+    (``distortion``: :func:`advtut.distances.rms`).
     """
-    _check_settings(norm, solver, c_init, c_rel_tol, c_min, c_max, max_iter, history, tol)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not isinstance(settings, LBFGSSearch):
+        raise ValueError(f"settings must be an LBFGSSearch, got {type(settings).__name__}")
     require_eval_mode(model, what="lbfgs_attack")
-    check_attack_inputs(model, x, target)
+    check_attack_inputs(model, x, target, targeted=True)
     n, shape = x.shape[0], x.shape[1:]
     flat = x.detach().flatten(1)
 
     def net(z):  # (M, m) -> logits, in x's own shape
         return model(z.reshape(-1, *shape))
 
-    dev, dt = x.device, flat.dtype
-    c = torch.full((n,), float(c_init), dtype=dt, device=dev)
-    c_ok = torch.zeros(n, dtype=dt, device=dev)            # largest c that reached the target
-    c_fail = torch.full((n,), math.inf, dtype=dt, device=dev)  # smallest c that missed it
-    best = flat.clone()
-    best_dist = torch.full((n,), math.inf, dtype=dt, device=dev)
-    best_c = torch.full((n,), math.nan, dtype=dt, device=dev)
-    n_iter = torch.zeros(n, dtype=torch.long, device=dev)
-    n_solves = torch.zeros(n, dtype=torch.long, device=dev)
-    todo = torch.ones(n, dtype=torch.bool, device=dev)
-    c_stay = torch.full((n,), math.inf, dtype=dt, device=dev)
+    s = settings
+    search = SearchState(net, flat, target, s)
+    c_stay = torch.full((n,), math.inf, dtype=flat.dtype, device=flat.device)
     if norm == "l2" and convex:
         c_stay = _stay_threshold(net, flat, target)
-
-    def record(idx, z, it):
-        """Book one finished solve per row of ``idx``; returns the rows whose search is done."""
-        with torch.no_grad():
-            hit = net(z).argmax(1) == target[idx]
-            dist = (z - flat[idx]).pow(2).sum(1).sqrt()
-        n_iter[idx] += it
-        n_solves[idx] += 1
-        better = hit & (dist < best_dist[idx])
-        best[idx[better]] = z[better]
-        best_dist[idx[better]] = dist[better]
-        best_c[idx[better]] = c[idx[better]]
-        step = c_search_step(c[idx], hit, c_ok[idx], c_fail[idx], c_min=c_min, c_max=c_max,
-                             c_rel_tol=c_rel_tol)
-        c_ok[idx], c_fail[idx], c[idx] = step.c_ok, step.c_fail, step.c_next
-        todo[idx[step.done]] = False
-        return step.done
-
-    if solver == "scipy":  # one example after the other, each through its whole search
-        while todo.any():
-            idx = todo.nonzero().squeeze(1)
-            z, it = flat[idx].clone(), torch.zeros(len(idx), dtype=torch.long, device=dev)
-            run = (c[idx] < c_stay[idx]).nonzero().squeeze(1)
-            fun = penalty_objective(net, flat[idx[run]], target[idx[run]], c[idx[run]], norm=norm)
-            z[run], it[run] = _scipy_solve(fun, flat[idx[run]], lo=0.0, hi=1.0, max_iter=max_iter,
-                                           history=history, tol=tol)
-            record(idx, z, it)
-    else:
-        # every example in one L-BFGS state; when its solve for one c stops, it is booked and
-        # restarted from x with the next c while the others go on (c is read at each call)
-        fun = penalty_objective(net, flat, target, c, norm=norm)
-        state = _BoxLBFGS(fun, flat, lo=0.0, hi=1.0, max_iter=max_iter, history=history,
-                          tol=tol, ftol=None, max_backtracks=20)
-        state.running &= c < c_stay
-        steps = 0
+    # every example in one L-BFGS state; when its solve for one c stops, it is booked and
+    # restarted from x with the next c while the others go on (c is read at each call)
+    fun = penalty_objective(net, flat, target, search.c, norm=norm)
+    state = _BoxLBFGS(fun, flat, lo=0.0, hi=1.0, max_iter=s.max_iter, history=s.history,
+                      tol=s.tol, ftol=None, max_backtracks=20)
+    state.running &= search.c < c_stay
+    with tqdm(total=n, desc="lbfgs_attack", unit="example", disable=not progress,
+              mininterval=2.0) as bar:
         while True:
-            finished = todo & ~state.running
+            finished = search.todo & ~state.running
             if finished.any():
                 idx = finished.nonzero().squeeze(1)
-                done = record(idx, state.z[idx].clone(), state.it[idx].clone())
+                done = search.record(idx, state.z[idx].clone(), state.it[idx].clone())
+                bar.update(int(done.sum()))
                 again = idx[~done]
                 state.restart(again, flat[again])
-                state.running[again] &= c[again] < c_stay[again]
-            if not todo.any():
+                state.running[again] &= search.c[again] < c_stay[again]
+            if not search.todo.any():
                 break
             state.step()
-            steps += 1
-            if progress and steps % 50 == 0:
-                print(f"[lbfgs_attack] {steps} iterations: {int(todo.sum())} of {n} still "
-                      "searching c")
-    success = torch.isfinite(best_dist)
-    x_adv = best.view_as(x).to(x.dtype)
-    d = torch.where(success, rms(x_adv, x), torch.zeros_like(best_dist))
-    result = AttackResult(x_adv=x_adv, success=success, distortion=d, c=best_c, n_iter=n_iter,
-                          n_solves=n_solves)
+    result = search.result(x)
     return refine_on_boundary(model, x, result, target) if refine else result
 
 

@@ -13,7 +13,7 @@ measure). Nothing here reads files or knows a dataset: a chapter caches the resu
 
 Example::
 
-    s = adversarial_set(model, "FC10", x, y, seed=0)
+    s = adversarial_set(model, x, y, seed=0)
     s.success.all(), s.distortion.mean()          # every image fooled; its mean distortion
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from advtut.attacks.base import random_wrong_labels
-from advtut.attacks.lbfgs import lbfgs_attack, refine_on_boundary
+from advtut.attacks.base import check_attack_inputs, random_wrong_labels
+from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack, refine_on_boundary
 from advtut.distances import rms
 from advtut.evaluation import logits, predict, require_eval_mode
 
@@ -37,9 +37,10 @@ __all__ = ["AdversarialSet", "adversarial_set", "gaussian_noise", "amplify"]
 
 @dataclass(frozen=True)
 class AdversarialSet:
-    """Adversarial copies of ``x`` for one model (all tensors on the CPU).
+    """Adversarial copies of ``x`` for one model (all tensors on the CPU; a table that shows
+    several sets names them itself, e.g. as the keys of a dict).
 
-    ``model``: the model's name; ``x`` ``(N, ...)``, ``y`` ``(N,)``: the images and their true
+    ``x`` ``(N, ...)``, ``y`` ``(N,)``: the images and their true
     labels; ``target`` ``(N,)``: the label each example was pushed to (for ``untargeted`` sets,
     the wrong label that needed the least distortion); ``x_adv``/``distortion``: the faithful
     attack; ``x_refined``/``distortion_refined``: after
@@ -49,7 +50,6 @@ class AdversarialSet:
     ``x_adv`` as ``target`` (or already got ``x`` wrong); ``seconds``: the attack's wall time.
     """
 
-    model: str
     x: torch.Tensor
     y: torch.Tensor
     target: torch.Tensor
@@ -69,7 +69,8 @@ def _attack_batches(model, x, target, *, batch_size, c_rel_tol, convex, progress
     starts = range(0, len(x), batch_size)
     for i in tqdm(starts, desc=desc, disable=not progress, mininterval=2.0):
         xb, tb = x[i:i + batch_size].to(dev, dt), target[i:i + batch_size].to(dev)
-        res = lbfgs_attack(model, xb, tb, c_rel_tol=c_rel_tol, convex=convex)
+        res = lbfgs_attack(model, xb, tb, settings=LBFGSSearch(c_rel_tol=c_rel_tol),
+                           convex=convex)
         refd = refine_on_boundary(model, xb, res, tb)
         adv.append(res.x_adv.cpu())
         ref.append(refd.x_adv.cpu())
@@ -93,10 +94,10 @@ def _stored(model, x, z, target, ok):
     return out, ok & ~bad
 
 
-def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, *, seed: int,
+def adversarial_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, seed: int,
                     untargeted: bool = False, batch_size: int = 500, c_rel_tol: float = 0.01,
-                    float64: bool = True, convex: bool = False,
-                    progress: bool = True) -> AdversarialSet:
+                    float64: bool = True, convex: bool = False, progress: bool = True,
+                    desc: str = "attack") -> AdversarialSet:
     """Push every correctly classified image of ``x`` to a wrong label with the L-BFGS attack.
 
     ``model``: in eval mode (``ValueError`` otherwise), returning ``(N, K)`` logits; ``x``:
@@ -107,9 +108,13 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
     needs the precision; the model itself is not changed); the images are stored in ``x``'s
     dtype and checked against ``model`` itself (see ``_stored``). ``convex``: the model is
     linear (passed on to :func:`~advtut.attacks.lbfgs.lbfgs_attack`). Attacks run on the
-    model's device in batches of ``batch_size``, ``c`` bisected to ``c_rel_tol``.
+    model's device in batches of ``batch_size``, ``c`` bisected to ``c_rel_tol``; ``progress``
+    shows a tqdm bar labelled ``desc``. Inputs are checked by
+    :func:`~advtut.attacks.base.check_attack_inputs` (untargeted: ``y`` the true labels).
     """
     require_eval_mode(model, what="adversarial_set")
+    dev = next(model.parameters()).device
+    check_attack_inputs(model, x.to(dev), y.to(dev), targeted=False)
     start = time.perf_counter()
     net = copy.deepcopy(model).double() if float64 else model
     x, y = x.cpu(), y.cpu()
@@ -129,11 +134,11 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
     for k, target in enumerate(choices):
         if len(idx) == 0:
             break
-        desc = f"attack {name}" + (f" (target +{k + 1})" if untargeted else "")
+        label = desc + (f" (target +{k + 1})" if untargeted else "")
         xi = x[idx].double() if float64 else x[idx]
         adv, ref, ok = _attack_batches(net, xi, target[idx], batch_size=batch_size,
                                        c_rel_tol=c_rel_tol, convex=convex, progress=progress,
-                                       desc=desc)
+                                       desc=label)
         adv, ok = _stored(model, x[idx], adv, target[idx], ok)
         ref, ok_ref = _stored(model, x[idx], ref, target[idx], ok)
         d = torch.where(ok, rms(adv.double(), x[idx].double()), math.inf)
@@ -150,7 +155,7 @@ def adversarial_set(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tenso
         success[idx[ok]] = True
     failed = ~success
     best_d[failed], best_dr[failed] = 0.0, 0.0  # left as x: reported through success
-    return AdversarialSet(name, x, y, best_t, best_adv, best_d.float(), best_ref,
+    return AdversarialSet(x, y, best_t, best_adv, best_d.float(), best_ref,
                           best_dr.float(), success, time.perf_counter() - start)
 
 

@@ -44,15 +44,16 @@ def test_costs_equal_the_mean_pairwise_cosines(net, images):
 
 def test_backwork_reaches_the_threshold_inside_the_box_and_repeats(net):
     ref = reference_directions(net, torch.rand(20, 1, 28, 28), layers=LAYERS)
-    kw = dict(label=2, reference=ref, batch_size=4, threshold=0.99, lr=0.05, max_steps=500,
+    kw = dict(label=2, reference=ref, batch_size=4, threshold=0.99, lr=0.05, max_iter=500,
               seed=1, progress=False)
     out = backwork(net, **kw)
-    assert out.converged and float(out.prob.min()) >= 0.99 and out.steps > 1
+    assert out.success.all() and float(out.prob.min()) >= 0.99 and out.n_iter > 1
+    assert out.success.dtype == torch.bool and out.success.shape == (4,)
     probs = torch.softmax(net(out.x), 1)[:, 2]
     assert torch.allclose(probs, out.prob, atol=1e-6)                # prob is the final batch's
     assert out.x.min() >= 0 and out.x.max() <= 1 and out.x.shape == (4, 1, 28, 28)
     again = backwork(net, **kw)
-    assert torch.equal(again.x, out.x) and again.steps == out.steps
+    assert torch.equal(again.x, out.x) and again.n_iter == out.n_iter
     assert set(out.reference_cost) == set(LAYERS) == set(out.batch_cost)
 
 
@@ -90,9 +91,9 @@ def test_centred_costs_and_the_margin_objective(net, images):
     cos = F.cosine_similarity(a[:, None], t[None], dim=2)
     assert float(r["fc1"]) == pytest.approx(float(cos.mean()), abs=1e-5)
     out = backwork(net, label=4, reference=ref, layer_coeffs=(0.0, 1.0), batch_size=3,
-                   objective="margin", threshold=0.99, min_steps=40, max_steps=400, lr=0.05,
+                   objective="margin", threshold=0.99, min_iter=40, max_iter=400, lr=0.05,
                    seed=0, progress=False)
-    assert out.converged and out.steps >= 40          # polished for at least min_steps
+    assert out.success.all() and out.n_iter >= 40     # polished for at least min_iter
     with pytest.raises(ValueError, match="objective must be one of"):
         backwork(net, label=4, reference=ref, layer_coeffs=(0.0, 1.0), objective="hinge",
                  progress=False)

@@ -41,11 +41,44 @@ def test_check_attack_inputs_reads_the_number_of_classes_from_the_model():
     x = torch.rand(5, 1, 2, 2)
     with torch.no_grad():
         pred = model(x).argmax(1)
-    check_attack_inputs(model, x, (pred + 1) % 3)            # fine: three classes
+    check_attack_inputs(model, x, (pred + 1) % 3, targeted=True)   # fine: three classes
     with pytest.raises(ValueError, match=r"target must be a class in \[0, 3\)"):
-        check_attack_inputs(model, x, torch.full((5,), 3))
+        check_attack_inputs(model, x, torch.full((5,), 3), targeted=True)
     with pytest.raises(ValueError, match="current label"):
-        check_attack_inputs(model, x, pred)
+        check_attack_inputs(model, x, pred, targeted=True)
+    check_attack_inputs(model, x, pred, targeted=True, allow_current=True)
+
+
+def test_untargeted_checks_name_y_and_accept_any_true_label():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = torch.rand(5, 1, 2, 2)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    check_attack_inputs(model, x, pred, targeted=False)      # the model's own label: fine
+    with pytest.raises(ValueError, match=r"y must be a class in \[0, 3\)"):
+        check_attack_inputs(model, x, torch.full((5,), 3), targeted=False)
+    with pytest.raises(ValueError, match=r"expected y to have shape \(5,\), got \(2,\)"):
+        check_attack_inputs(model, x, pred[:2], targeted=False)
+    with pytest.raises(ValueError, match="y must be a long tensor"):
+        check_attack_inputs(model, x, pred.float(), targeted=False)
+    with pytest.raises(ValueError, match="targeted must be True or False"):
+        check_attack_inputs(model, x, pred, targeted=None)
+
+
+def test_bounds_and_gradients_are_checked_only_when_asked():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = 3 * torch.rand(2, 4) - 1
+    y = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        check_attack_inputs(model, x, y, targeted=False)
+    with pytest.raises(ValueError, match=r"x must lie in \[-0.5, 0.5\]"):
+        check_attack_inputs(model, x, y, targeted=False, bounds=(-0.5, 0.5))
+    check_attack_inputs(model, x, y, targeted=False, bounds=None)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="outside torch.inference_mode"):
+            check_attack_inputs(model, x, y, targeted=False, bounds=None)
+        check_attack_inputs(model, x, y, targeted=False, bounds=None, needs_grad=False)
 
 
 def test_attack_result_is_frozen():

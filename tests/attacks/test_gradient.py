@@ -3,8 +3,15 @@ import pytest
 import torch
 from torch import nn
 
-from advtut.attacks.gradient import (fgsm, flip_curve, flip_rate, gradient_step, loss_gradient,
-                                     random_signs, step_direction)
+from advtut.attacks.gradient import (
+    fgsm,
+    flip_curve,
+    flip_rate,
+    gradient_step,
+    loss_gradient,
+    random_signs,
+    step_direction,
+)
 
 
 def _cnn():
@@ -51,7 +58,8 @@ def test_step_directions_have_the_stated_norms(data):
         d = step_direction(g, kind=kind).flatten(1)
         assert torch.allclose(norm(d), torch.ones(16)), kind
     # the normalised steps point along the gradient itself
-    assert torch.allclose(step_direction(g, kind="l2") * g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), g)
+    norms = g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    assert torch.allclose(step_direction(g, kind="l2") * norms, g)
     assert step_direction(torch.zeros(2, 3), kind="l2").abs().max() == 0
     with pytest.raises(ValueError, match="kind must be one of"):
         step_direction(g, kind="l1")
@@ -82,8 +90,15 @@ def test_flip_curve_matches_flip_rate(data):
 def test_bad_inputs_say_what_is_wrong(data):
     x, y = data
     net = _cnn()
-    with pytest.raises(ValueError, match="y must be long class indices"):
+    with pytest.raises(ValueError, match=r"expected y to have shape \(16,\), got \(3,\)"):
         fgsm(net, x, y[:3], eps=0.1)
+    with pytest.raises(ValueError, match="y must be a long tensor"):
+        loss_gradient(net, x, y.float())
+    with pytest.raises(ValueError, match=r"y must be a class in \[0, 3\)"):
+        gradient_step(net, x, y + 3, eps=0.1, kind="l2")
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        fgsm(net, x + 1, y, eps=0.1, bounds=(0, 1))
+    fgsm(net, x + 1, y, eps=0.1)                     # no bounds: any range
     with pytest.raises(ValueError, match="eval mode"):
         fgsm(net.train(), x, y, eps=0.1)
     with pytest.raises(ValueError, match="eps must be >= 0"):

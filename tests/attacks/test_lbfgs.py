@@ -1,15 +1,23 @@
 """The L-BFGS attack against exact references: the QP optimum on a linear model, scipy's
-L-BFGS-B on the same objective and c for a small network, the search over c on its own, and its
-invariants and errors. (Fixtures: tests/attacks/conftest.py.)"""
+L-BFGS-B on the same objective and c for a small network (the reference in
+tests/attacks/lbfgs_reference.py), the search over c on its own, and its invariants and errors.
+(Fixtures: tests/attacks/conftest.py.)"""
 import copy
 import math
 
 import pytest
 import torch
+from lbfgs_reference import lbfgs_attack_scipy  # tests/attacks/lbfgs_reference.py
 from torch import nn
 
 from advtut.attacks.base import random_wrong_labels
-from advtut.attacks.lbfgs import c_search_step, lbfgs_attack, refine_on_boundary
+from advtut.attacks.lbfgs import (
+    LBFGSSearch,
+    SearchState,
+    c_search_step,
+    lbfgs_attack,
+    refine_on_boundary,
+)
 from advtut.distances import rms
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
@@ -35,8 +43,8 @@ def test_attack_is_near_the_exact_optimum_on_fc10(fc10, mnist_small):
 
 def _exact_ratio(model, x, result, target):
     lin = model[1]
-    exact = exact_minimal_move_box(LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double()),
-                                   x.flatten(1).double(), target)
+    lin = LinearSoftmax(lin.weight.detach().double(), lin.bias.detach().double())
+    exact = exact_minimal_move_box(lin, x.flatten(1).double(), target)
     assert exact.feasible.all()
     # exact: ||r||_2; ours: the RMS distance, ||r||_2 / sqrt(n)
     return result.distortion.double() / (exact.distance / math.sqrt(x[0].numel()))
@@ -53,10 +61,14 @@ def test_refinement_reaches_the_exact_optimum_on_fc10(fc10, mnist_small):
     assert (refined.distortion <= faithful.distortion).all()
     ratio = _exact_ratio(model, x, refined, target)
     assert ratio.min() >= 1 - 1e-6
-    assert ratio.median() <= 1.003 and ratio.max() <= 1.01, (float(ratio.median()), float(ratio.max()))
+    assert ratio.median() <= 1.003 and ratio.max() <= 1.01, (float(ratio.median()),
+                                                             float(ratio.max()))
     # the option is the same computation
     torch.testing.assert_close(lbfgs_attack(model, x[:5], target[:5], refine=True).distortion,
                                refined.distortion[:5], rtol=1e-6, atol=0)
+
+
+FINE = LBFGSSearch(c_rel_tol=1e-5, tol=1e-9)
 
 
 def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
@@ -70,10 +82,10 @@ def test_penalty_is_exact_for_two_classes_but_not_for_ten(fc10, mnist_small):
         two[1].weight.copy_(ten[1].weight[[3, 5]])
         two[1].bias.copy_(ten[1].bias[[3, 5]])
     t2 = 1 - two(x).argmax(1)
-    r2 = _exact_ratio(two, x, lbfgs_attack(two, x, t2, c_rel_tol=1e-5, tol=1e-9), t2)
+    r2 = _exact_ratio(two, x, lbfgs_attack(two, x, t2, settings=FINE), t2)
     assert r2.max() <= 1.001, float(r2.max())
     t10 = _random_targets(ten, x, seed=6)
-    r10 = _exact_ratio(ten, x, lbfgs_attack(ten, x, t10, c_rel_tol=1e-5, tol=1e-9), t10)
+    r10 = _exact_ratio(ten, x, lbfgs_attack(ten, x, t10, settings=FINE), t10)
     assert r10.max() >= 1.01, float(r10.max())
 
 
@@ -82,7 +94,7 @@ def test_batched_attack_matches_scipy_on_a_small_network(small_net, mnist_small)
     xs = x[:20].double()
     target = _random_targets(net, xs, seed=7)
     ours = lbfgs_attack(net, xs, target)
-    ref = lbfgs_attack(net, xs, target, solver="scipy")
+    ref = lbfgs_attack_scipy(net, xs, target)
     assert ours.success.all() and ref.success.all()
     # the objective is not convex: a rounding difference (another CPU's kernels) can send one
     # solve to another local minimum and the search over c another way, so single examples
@@ -114,7 +126,8 @@ def test_invariants(fc10, mnist_small):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda x, t: (x + 0.5, t), r"x must lie in \[0, 1\]; got min .* for x of shape \(4, 1, 28, 28\)"),
+    (lambda x, t: (x + 0.5, t),
+     r"x must lie in \[0, 1\]; got min .* for x of shape \(4, 1, 28, 28\)"),
     (lambda x, t: (x, t[:3]), r"expected target to have shape \(4,\), got \(3,\)"),
     (lambda x, t: (x, t.float()), "long tensor"),
     (lambda x, t: (x, torch.full_like(t, 10)), r"target must be a class in \[0, 10\)"),
@@ -142,15 +155,20 @@ def test_c_search_stays_inside_its_bounds(fc10, mnist_small):
     target = _random_targets(fc10, x, seed=4)
     free = lbfgs_attack(fc10, x, target)
     assert (free.c[free.success] > 2.0).all()  # unbounded, every example settles above 2 ...
-    capped = lbfgs_attack(fc10, x, target, c_init=1.0, c_max=2.0)
+    capped = lbfgs_attack(fc10, x, target, settings=LBFGSSearch(c_init=1.0, c_max=2.0))
     assert capped.success.all() and torch.equal(capped.c, torch.full_like(capped.c, 2.0))
     assert (capped.distortion >= free.distortion - 1e-6).all()  # ... so the cap costs distortion
     floor = float(free.c.max()) * 20  # above every example's largest successful c: all miss
-    none = lbfgs_attack(fc10, x, target, c_init=floor, c_min=floor, c_max=floor * 10)
+    none = lbfgs_attack(fc10, x, target,
+                        settings=LBFGSSearch(c_init=floor, c_min=floor, c_max=floor * 10))
     assert not none.success.any() and torch.isnan(none.c).all()
     assert torch.equal(none.x_adv, x) and (none.distortion == 0).all()
-    with pytest.raises(ValueError, match="history"):
-        lbfgs_attack(fc10, x, _random_targets(fc10, x), history=0)
+    with pytest.raises(ValueError, match="history >= 1"):
+        LBFGSSearch(history=0)
+    with pytest.raises(ValueError, match="c_min <= c_init"):
+        LBFGSSearch(c_init=10.0, c_max=2.0)
+    with pytest.raises(ValueError, match="settings must be an LBFGSSearch"):
+        lbfgs_attack(fc10, x, target, settings=dict(c_rel_tol=0.1))
 
 
 def test_the_convex_shortcut_changes_nothing_on_a_linear_model(fc10, mnist_small):
@@ -184,10 +202,10 @@ def test_each_example_is_its_own_problem(fc10, mnist_small):
     model, x = copy.deepcopy(fc10).double(), mnist_small[0][:8].double()
     target = _random_targets(model, x, seed=8)
     together = lbfgs_attack(model, x, target)
-    alone = torch.cat([lbfgs_attack(model, x[i:i + 1], target[i:i + 1]).distortion for i in range(8)])
-    torch.testing.assert_close(together.distortion, alone, rtol=2e-3, atol=0)
-    assert torch.equal(together.n_solves, torch.tensor([int(lbfgs_attack(model, x[i:i + 1], target[i:i + 1]).n_solves)
-                                                        for i in range(8)]))
+    alone = [lbfgs_attack(model, x[i:i + 1], target[i:i + 1]) for i in range(8)]
+    torch.testing.assert_close(together.distortion, torch.cat([a.distortion for a in alone]),
+                               rtol=2e-3, atol=0)
+    assert torch.equal(together.n_solves, torch.cat([a.n_solves for a in alone]))
 
 
 def _search(c_star, *, c_min=1e-6, c_max=1e6, c_rel_tol=0.01, c_init=1.0):
@@ -253,3 +271,30 @@ def test_a_model_in_train_mode_is_refused(mnist_small):
     net.train()
     with pytest.raises(ValueError, match="refine_on_boundary needs the model in eval mode"):
         refine_on_boundary(net, x, res, target)
+
+
+def test_search_state_books_a_solve_by_hand():
+    """Two examples, logits = the input itself: one solve reaches the target, one misses."""
+    flat = torch.tensor([[0.9, 0.1], [0.9, 0.1]], dtype=torch.float64)
+    state = SearchState(lambda z: z, flat, torch.tensor([1, 1]), LBFGSSearch())
+    z = torch.tensor([[0.2, 0.8], [0.9, 0.1]], dtype=torch.float64)
+    done = state.record(torch.tensor([0, 1]), z, torch.tensor([5, 0]))
+    assert not done.any() and state.todo.all()
+    assert torch.equal(state.c, torch.tensor([10.0, 0.1], dtype=torch.float64))  # up, down by 10
+    assert torch.equal(state.c_ok, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert torch.equal(state.c_fail, torch.tensor([math.inf, 1.0], dtype=torch.float64))
+    assert state.n_iter.tolist() == [5, 0] and state.n_solves.tolist() == [1, 1]
+    res = state.result(flat.view(2, 1, 2))
+    assert res.success.tolist() == [True, False] and res.c[0] == 1 and torch.isnan(res.c[1])
+    assert torch.equal(res.x_adv[0, 0], z[0]) and torch.equal(res.x_adv[1, 0], flat[1])
+    torch.testing.assert_close(res.distortion, torch.tensor([0.7, 0.0], dtype=torch.float64))
+
+
+def test_progress_is_a_tqdm_bar_not_prints(fc10, mnist_small, capsys):
+    x = mnist_small[0][:3]
+    target = _random_targets(fc10, x, seed=11)
+    quiet = lbfgs_attack(fc10, x, target)
+    loud = lbfgs_attack(fc10, x, target, progress=True)
+    out = capsys.readouterr()
+    assert out.out == "" and "lbfgs_attack" in out.err
+    assert torch.equal(quiet.x_adv, loud.x_adv)

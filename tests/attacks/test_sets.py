@@ -43,7 +43,7 @@ def test_amplify_scales_the_perturbation_to_the_asked_distortion():
 def test_adversarial_set_reaches_zero_accuracy(fc10, mnist_small):
     x, y = mnist_small[0][:60], mnist_small[1][:60].clone()
     y[:3] = (fc10(x[:3]).argmax(1) + 1) % 10  # three images the model "gets wrong"
-    s = adversarial_set(fc10, "FC10", x, y, seed=1, batch_size=25, progress=False)
+    s = adversarial_set(fc10, x, y, seed=1, batch_size=25, progress=False)
     assert s.success.all()
     assert error_rate(fc10, s.x_adv, y) == 1.0
     assert error_rate(fc10, s.x_refined, y) == 1.0  # stored in float32, still adversarial
@@ -61,7 +61,7 @@ def test_untargeted_set_finds_the_nearest_label_on_a_linear_model(fc10, mnist_sm
     x, y = mnist_small[0][:20], mnist_small[1][:20]
     right = torch.argmax(fc10(x), 1) == y
     x, y = x[right], y[right]
-    s = adversarial_set(fc10, "FC10", x, y, seed=1, untargeted=True, progress=False)
+    s = adversarial_set(fc10, x, y, seed=1, untargeted=True, progress=False)
     lin = LinearSoftmax(fc10[1].weight.detach().double(), fc10[1].bias.detach().double())
     nearest = torch.stack([exact_minimal_move_box(lin, x.flatten(1).double(), (y + k) % 10).distance
                            for k in range(1, 10)], 1).min(1).values / math.sqrt(784)
@@ -77,9 +77,9 @@ def test_the_number_of_classes_comes_from_the_model(mnist_small):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 3))
     train_lbfgs(model, x, y, lambdas=1e-4, max_iter=30, progress=False)
-    s = adversarial_set(model.eval(), "three", x[:12], y[:12], seed=0, progress=False)
+    s = adversarial_set(model.eval(), x[:12], y[:12], seed=0, progress=False)
     assert s.success.all() and ((s.target >= 0) & (s.target < 3)).all()
-    u = adversarial_set(model, "three", x[:6], y[:6], seed=0, untargeted=True, progress=False)
+    u = adversarial_set(model, x[:6], y[:6], seed=0, untargeted=True, progress=False)
     assert u.success.all() and ((u.target >= 0) & (u.target < 3)).all()
     assert (u.distortion <= s.distortion[:6] * 1.01 + 1e-6).all()  # the nearer of the two
 
@@ -88,6 +88,14 @@ def test_a_model_in_train_mode_is_refused(fc10, mnist_small):
     fc10.train()
     try:
         with pytest.raises(ValueError, match="adversarial_set needs the model in eval mode"):
-            adversarial_set(fc10, "FC10", mnist_small[0][:2], mnist_small[1][:2], seed=0)
+            adversarial_set(fc10, mnist_small[0][:2], mnist_small[1][:2], seed=0)
     finally:
         fc10.eval()
+
+
+def test_bad_labels_are_a_clear_value_error(fc10, mnist_small):
+    x, y = mnist_small[0][:4], mnist_small[1][:4]
+    with pytest.raises(ValueError, match=r"expected y to have shape \(4,\), got \(3,\)"):
+        adversarial_set(fc10, x, y[:3], seed=0, progress=False)
+    with pytest.raises(ValueError, match=r"y must be a class in \[0, 10\)"):
+        adversarial_set(fc10, x, y + 10, seed=0, progress=False)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from advtut.attacks.lbfgs import lbfgs_attack
+from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack
 from advtut.attacks.sets import AdversarialSet, adversarial_set, amplify, gaussian_noise
 from advtut.book.cache import cache_path, data_digest, load_or_compute
 from advtut.distances import rms
@@ -184,11 +184,12 @@ def train_models(specs, data, *, seeds, kept=None, prefix: str = "model",
 
 def attack_models(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, *, seed: int,
                   kept=None, prefix: str = "set", **kw) -> dict[str, AdversarialSet]:
-    """``{name: adversarial_set(model, name, x, y, seed=seed, convex=name in LINEAR, **kw)}``,
+    """``{name: adversarial_set(model, x, y, seed=seed, convex=name in LINEAR, **kw)}``,
     each kept as ``(prefix, name)`` when ``kept`` (a :func:`cache_namer`) is given."""
     def one(name, model):
         return _cached(kept(prefix, name) if kept else None, lambda: adversarial_set(
-            model, name, x, y, seed=seed, convex=name in LINEAR, **kw), AdversarialSet)
+            model, x, y, seed=seed, convex=name in LINEAR, desc=f"attack {name}", **kw),
+            AdversarialSet)
 
     return {name: one(name, m) for name, m in models.items()}
 
@@ -267,7 +268,8 @@ def penalty_exactness(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *
     out = {}
     for label, net, tgt, ref in [("ten classes", ten, target, lin),
                                  (f"two classes {tuple(classes)}", two, t2, lin2)]:
-        res = lbfgs_attack(net, x, tgt, c_rel_tol=1e-5, tol=1e-9, convex=True)
+        res = lbfgs_attack(net, x, tgt, settings=LBFGSSearch(c_rel_tol=1e-5, tol=1e-9),
+                           convex=True)
         out[label] = res.distortion / _exact_distortion(ref, x, tgt)
     return out
 
@@ -289,8 +291,8 @@ def untargeted_distortions(models, sets, names, x, y, *, seed: int, kept=None,
     out = {}
     for name in names:
         u = _cached(kept("untargeted", name) if kept else None, lambda: adversarial_set(
-            models[name], name, x, y, seed=seed, untargeted=True, convex=name in LINEAR, **kw),
-            AdversarialSet)
+            models[name], x, y, seed=seed, untargeted=True, convex=name in LINEAR,
+            desc=f"attack {name}", **kw), AdversarialSet)
         out[name] = (float(u.distortion.mean()), float(sets[name].distortion[:len(x)].mean()))
     return out
 
@@ -382,9 +384,8 @@ def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: 
     errs_c, errs_a = [], []
     for r in range(rounds):
         pick = torch.randperm(len(x), generator=g)[:per_round]
-        aset = adversarial_set(adv, f"pool, round {r + 1}", x[pick], y[pick],
-                               seed=seed + 1000 + r,
-                               c_rel_tol=0.1, progress=progress)
+        aset = adversarial_set(adv, x[pick], y[pick], seed=seed + 1000 + r, c_rel_tol=0.1,
+                               progress=progress, desc=f"attack pool, round {r + 1}")
         new = aset.success & (aset.distortion > 0)
         pool_x = torch.cat([pool_x, aset.x_adv[new]])
         pool_y = torch.cat([pool_y, aset.y[new]])

@@ -41,7 +41,7 @@ MEASURE_LAYERS = ("conv2", "fc1")
 #: on the hidden layers only (the logits of images that must all say the same label cannot be
 #: made unlike each other), each activation centred on the training data's mean before the
 #: cosine, the logit-margin objective (a constant pull until the threshold is guaranteed), and
-#: descent that goes on for ``min_steps`` after reaching the threshold so the costs can act.
+#: descent that goes on for ``min_iter`` steps after reaching the threshold so the costs can act.
 #: ``layer_coeffs``: one coefficient per costed layer before a sweep's scale; ``coeff``: the
 #: scale the chapter shows.
 DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin",
@@ -117,8 +117,8 @@ def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module
     rs = list(runs.values())
     measured = [measure(model, r.x, ruler) for r in rs]
     layers = measured[0].reference
-    return SweepRow(scale, sum(r.converged for r in rs) / len(rs),
-                    sum(r.steps for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
+    return SweepRow(scale, sum(bool(r.success.all()) for r in rs) / len(rs),
+                    sum(r.n_iter for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
                     {k: sum(m.reference[k] for m in measured) / len(rs) for k in layers},
                     {k: sum(m.batch[k] for m in measured) / len(rs) for k in layers})
 
@@ -148,12 +148,12 @@ class Sweep:
     runs: dict
 
 
-def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, seed: int,
+def sweep(model: nn.Module, reference: dict, *, scales, labels, max_iter: int, seed: int,
           ruler: dict, layer_coeffs=SOURCE_SETTINGS["layer_coeffs"],
-          objective: str = "probability", min_steps: int = 0, progress: bool = True) -> Sweep:
+          objective: str = "probability", min_iter: int = 0, progress: bool = True) -> Sweep:
     """:func:`run_labels` on ``labels`` with ``layer_coeffs`` (one per reference layer; the
-    source's by default) multiplied by each of ``scales``, at least ``min_steps`` and at most
-    ``max_steps`` steps, the ``objective`` of :func:`~advtut.attacks.backwork.backwork` (the
+    source's by default) multiplied by each of ``scales``, at least ``min_iter`` and at most
+    ``max_iter`` steps, the ``objective`` of :func:`~advtut.attacks.backwork.backwork` (the
     source's ``"probability"`` by default) and its other settings the source's; each scale
     measured with ``ruler``. Returns a :class:`Sweep`."""
     if len(layer_coeffs) != len(reference):
@@ -162,8 +162,8 @@ def sweep(model: nn.Module, reference: dict, *, scales, labels, max_steps: int, 
     rows, images, all_runs = [], {}, {}
     for scale in scales:
         runs = run_labels(model, reference, labels=labels, seed=seed, progress=progress,
-                          max_steps=max_steps, layer_coeffs=[c * scale for c in layer_coeffs],
-                          objective=objective, min_steps=min_steps)
+                          max_iter=max_iter, layer_coeffs=[c * scale for c in layer_coeffs],
+                          objective=objective, min_iter=min_iter)
         rows.append(summarise(float(scale), runs, model=model, ruler=ruler))
         images[float(scale)] = torch.cat([r.x for r in runs.values()])
         all_runs[float(scale)] = runs
@@ -255,13 +255,13 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
     out = []
     for r in range(rounds + 1):
         runs = run_labels(net, reference_fn(net), labels=labels, seed=seed + 100 * r,
-                          progress=progress, max_steps=budget, **settings)
+                          progress=progress, max_iter=budget, **settings)
         pred = model_logits(net, x_test).argmax(1)
         out.append(RejectionRound(
             r, float((pred == y_test.to(pred.device)).double().mean()),
             float(noise_rates(net, n=n_noise, seed=seed, n_classes=11)[10]),
-            sum(v.converged for v in runs.values()) / len(runs),
-            sum(v.steps for v in runs.values()) / len(runs),
+            sum(bool(v.success.all()) for v in runs.values()) / len(runs),
+            sum(v.n_iter for v in runs.values()) / len(runs),
             sum(float(v.prob.min()) for v in runs.values()) / len(runs)))
         if r == rounds:
             break

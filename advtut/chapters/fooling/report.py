@@ -18,7 +18,8 @@ __all__ = ["labels_table", "labels_entries", "sweep_table", "sweep_entries", "tr
 
 
 def labels_table(runs: dict[int, BackworkResult], caption: str):
-    rows = [[k, r.steps, r.reinits, float(r.prob.min()), r.converged] for k, r in runs.items()]
+    rows = [[k, r.n_iter, r.reinits, float(r.prob.min()), bool(r.success.all())]
+            for k, r in runs.items()]
     return table(rows, ["label", "Adam steps", "re-drawn inputs", "smallest probability",
                         "reached 0.999"], caption=caption, digits=5)
 
@@ -27,7 +28,7 @@ def labels_entries(runs: dict[int, BackworkResult], *, what: str) -> list[dict]:
     """Steps and re-draws per label, and the invariants on the images shown."""
     out = []
     for k, r in runs.items():
-        out.append(entry(f"{what}: label {k}, Adam steps", r.steps,
+        out.append(entry(f"{what}: label {k}, Adam steps", r.n_iter,
                          note=f"{len(r.x)} images from noise"))
         out.append(entry(f"{what}: label {k}, re-drawn inputs", r.reinits,
                          note="stuck inputs re-initialised from noise"))

@@ -171,14 +171,14 @@ def fooling_starts(model, x_va, y_va, class_names, *, seed: int):
 
 def fool_pairs(model, x_start, targets, *, confidence: float = 0.99):
     """Every start sent to every target with the template step: ``(pairs, fool, shown)`` where
-    ``pairs`` lists ``(start index, target)``, ``fool`` the :class:`FoolResult` and ``shown``
+    ``pairs`` lists ``(start index, target)``, ``fool`` the :class:`~advtut.attacks.template.TemplateResult` and ``shown``
     the image to draw for each pair (the image at alpha = 1 where ``confidence`` is not
     reached)."""
     pairs = [(s, t) for s in range(len(x_start)) for t in targets]
     xs = x_start[[s for s, _ in pairs]]
     ts = torch.tensor([t for _, t in pairs])
     fool = fool_with_template(model, xs, ts, confidence=confidence)
-    shown = [fool.x_adv[i] if fool.reached[i]
+    shown = [fool.x_adv[i] if fool.success[i]
              else template_step(model, xs[i:i + 1], ts[i:i + 1], 1.0)[0].cpu()
              for i in range(len(pairs))]
     return pairs, fool, shown
@@ -195,9 +195,9 @@ def regularization_stats(models, templates, x, target, *, n_exact: int):
         f = fool_with_template(model, x, target, confidence=0.99)
         costs[lam] = fooling_costs(model, x[:n_exact], target[:n_exact],
                                    desc=f"exact optima λ={lam:g}")
-        ok = f.reached
+        ok = f.success
         stats[lam] = dict(reached=float(ok.float().mean()),
-                          rms=float(f.rms[ok].median()) if ok.any() else nan,
+                          rms=float(f.distortion[ok].median()) if ok.any() else nan,
                           linf=float(f.linf[ok].median()) if ok.any() else nan,
                           rough=float(smoothness(templates[lam]).mean()),
                           exact_rms=float(costs[lam].exact_rms.median()),

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advtut.attacks.base import random_wrong_labels
-from advtut.attacks.lbfgs import lbfgs_attack
+from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack
 from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.distances import l2
 from advtut.evaluation import logits as model_logits
@@ -276,7 +276,8 @@ def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, m
                else [random_wrong_labels(pred, seed=seed, n_classes=z.shape[1])])
     best = torch.full((len(x),), math.inf, dtype=torch.float64)
     for t in targets:
-        r = lbfgs_attack(model, x, t.to(x.device), max_iter=max_iter, c_rel_tol=c_rel_tol)
+        r = lbfgs_attack(model, x, t.to(x.device),
+                         settings=LBFGSSearch(max_iter=max_iter, c_rel_tol=c_rel_tol))
         d = l2(r.x_adv.double(), x.double()).cpu()
         best = torch.minimum(best, torch.where(r.success.cpu(), d, math.inf))
     return Sandwich(margin, certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
