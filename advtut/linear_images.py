@@ -100,7 +100,7 @@ def initial_loss(x: torch.Tensor, y: torch.Tensor, *, n_classes: int, init_std: 
 def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: float,
                   weight_decay: float, epochs: int, batch_size: int = 256,
                   optimizer: str = "adam", momentum: float = 0.0, anneal: bool = False, seed: int = 0,
-                  max_steps: int | None = None, progress: bool = True,
+                  max_iter: int | None = None, progress: bool = True,
                   desc: str = "softmax") -> TrainLog:
     """Mini-batch training of ``model`` on ``x`` ``(N, 3, H, W)`` in [0, 1] (or uint8 0-255),
     ``y`` ``(N,)``, with :func:`advtut.training.train_minibatch`.
@@ -109,7 +109,7 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
     not decayed). ``optimizer``: ``"adam"`` or ``"sgd"`` (with ``momentum``; Caffe's default is
     0.9). ``anneal``: the learning rate falls linearly to 0 over the run (so the last steps do
     not leave optimizer noise in the weights). Batches are drawn in a seeded order; runs on the
-    model's device; stops early at ``max_steps`` or when the loss diverges. The log's
+    model's device; stops early at ``max_iter`` or when the loss diverges. The log's
     ``step_losses`` hold the objective at every step; the caller's train/eval mode is restored.
     """
     if weight_decay < 0:
@@ -120,7 +120,7 @@ def train_softmax(model: PixelSoftmax, x: torch.Tensor, y: torch.Tensor, *, lr: 
 
     return train_minibatch(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                            optimizer=optimizer, momentum=momentum,
-                           schedule="linear" if anneal else None, max_steps=max_steps,
+                           schedule="linear" if anneal else None, max_iter=max_iter,
                            extra_loss=caffe_decay, progress=progress, desc=desc)
 
 

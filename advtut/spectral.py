@@ -27,7 +27,7 @@ Example::
     conv = torch.nn.Conv2d(3, 96, 11, stride=4, padding=2)
     grid = bound_grid(224, padding=2, stride=4)                  # 228
     conv_operator_norm_bound(conv.weight, 4, grid)               # >= the layer's norm
-    operator_norm(conv, (3, 224, 224), iters=500).value          # the layer's norm
+    operator_norm(conv, (3, 224, 224), max_iter=500).value          # the layer's norm
 """
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def _linear_part(module, dtype: torch.dtype) -> tuple[Callable[[torch.Tensor], t
                      f"got {type(module).__name__}")
 
 
-def operator_norm(module, input_shape: tuple[int, ...], *, iters: int = 1000, tol: float = 1e-6,
+def operator_norm(module, input_shape: tuple[int, ...], *, max_iter: int = 1000, tol: float = 1e-6,
                   seed: int = 0, dtype: torch.dtype = torch.float64) -> NormEstimate:
     """The operator norm of a layer as it is applied, by power iteration on ``f^T f``.
 
@@ -247,13 +247,13 @@ def operator_norm(module, input_shape: tuple[int, ...], *, iters: int = 1000, to
     left out: it moves every output alike and stretches nothing), an ``nn.Linear`` (its
     weight), or a linear function of one tensor (run on the CPU); ``input_shape``: one input
     without the batch dimension, e.g. ``(3, 224, 224)`` or ``(9216,)``. The adjoint comes from
-    autograd. Starts from a seeded Gaussian vector and stops after ``iters`` iterations or
+    autograd. Starts from a seeded Gaussian vector and stops after ``max_iter`` iterations or
     when the estimate changes by at most ``tol`` (relative). Runs in ``dtype`` on the
     module's device; the module is not changed. Power iteration converges slowly when the two
     largest singular values are close: read ``rel_change``.
     """
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
     f, device = _linear_part(module, dtype)
@@ -261,7 +261,7 @@ def operator_norm(module, input_shape: tuple[int, ...], *, iters: int = 1000, to
     v = torch.randn((1, *input_shape), generator=gen, dtype=dtype).to(device)
     v = v / v.norm()
     value, rel, it = 0.0, math.inf, 0
-    for it in range(1, iters + 1):
+    for it in range(1, max_iter + 1):
         v.requires_grad_(True)
         out = f(v)
         (w,) = torch.autograd.grad(out, v, grad_outputs=out)     # f^T f v
@@ -292,18 +292,18 @@ def max_pool_lipschitz(kernel_size: int, stride: int | None = None) -> float:
 
 
 def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
-                    iters: int = 100, tol: float = 1e-6, seed: int = 0) -> torch.Tensor:
+                    max_iter: int = 100, tol: float = 1e-6, seed: int = 0) -> torch.Tensor:
     """The largest singular value of the Jacobian of ``f`` at each example of ``x``: ``(N,)``.
 
     ``f``: maps a batch ``(N, ...)`` to ``(N, ...)`` example by example (a model in eval mode,
     or one of its layers); ``x``: ``(N, ...)``. Power iteration on ``J^T J`` per example, with
     ``J v`` from a forward-mode JVP and ``J^T u`` from a VJP, from a seeded Gaussian start,
-    until every example's estimate changes by at most ``tol`` (relative) or after ``iters``.
+    until every example's estimate changes by at most ``tol`` (relative) or after ``max_iter``.
     Each value is a lower bound on ``f``'s Lipschitz constant (L2 in, L2 out); for a ReLU
     network it is the exact stretch in a neighbourhood of the example.
     """
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or not x.is_floating_point():
@@ -320,14 +320,14 @@ def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     with warnings.catch_warnings():   # torch's own first use of forward-mode AD warns about
         warnings.filterwarnings(      # torch.jit.script internally; nothing the caller can fix
             "ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
-        return _power_iterate_jacobian(f, x, v, unit, iters=iters, tol=tol)
+        return _power_iterate_jacobian(f, x, v, unit, max_iter=max_iter, tol=tol)
 
 
-def _power_iterate_jacobian(f, x, v, unit, *, iters, tol):
+def _power_iterate_jacobian(f, x, v, unit, *, max_iter, tol):
     """:func:`local_lipschitz`'s loop: ``v <- J^T J v`` per example from the unit start ``v``."""
     _, vjp = torch.func.vjp(f, x)
     value = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-    for _ in range(iters):
+    for _ in range(max_iter):
         _, jv = torch.func.jvp(f, (x,), (v,))
         new = jv.flatten(1).norm(dim=1)
         rel = (new - value).abs() / new.clamp_min(1e-30)

@@ -174,9 +174,9 @@ SCHEDULES = (None, "linear", "cosine", "step")
 
 def lr_schedule(lr: float, *, schedule: str | None, epochs: int, steps_per_epoch: int,
                 step_epochs: int | None = None, gamma: float = 0.1,
-                max_steps: int | None = None) -> tuple[float, ...]:
+                max_iter: int | None = None) -> tuple[float, ...]:
     """The learning rate of each of the ``T = epochs * steps_per_epoch`` optimizer steps (at most
-    ``max_steps``).
+    ``max_iter``).
 
     ``schedule``: ``None``, constant ``lr``; ``"linear"``, ``lr * (1 - t / T)``, annealed to 0
     over the run (Caffe's "poly" with power 1; the last steps leave no optimizer noise);
@@ -191,10 +191,10 @@ def lr_schedule(lr: float, *, schedule: str | None, epochs: int, steps_per_epoch
         raise ValueError(f"lr must be > 0, got {lr}")
     if epochs < 1 or steps_per_epoch < 1:
         raise ValueError(f"epochs and steps_per_epoch must be >= 1, got {epochs} and {steps_per_epoch}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+    if max_iter is not None and max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1 or None, got {max_iter}")
     total = epochs * steps_per_epoch
-    total = total if max_steps is None else min(total, max_steps)
+    total = total if max_iter is None else min(total, max_iter)
     if schedule is None:
         return (float(lr),) * total
     if schedule == "linear":
@@ -212,7 +212,7 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
                     batch_size: int, lr: float, seed: int, optimizer: str = "sgd",
                     momentum: float = 0.9, weight_decay: float = 0.0, schedule: str | None = None,
                     step_epochs: int | None = None, gamma: float = 0.1,
-                    max_steps: int | None = None,
+                    max_iter: int | None = None,
                     extra_loss: Callable[..., torch.Tensor] | None = None,
                     callback: Callable[[int, nn.Module], None] | None = None,
                     progress: bool = True, desc: str = "train") -> TrainLog:
@@ -226,7 +226,7 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     from it). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (``momentum`` unused);
     ``weight_decay``: the optimizer's L2 decay on every trainable parameter; ``schedule``,
     ``step_epochs``, ``gamma``: the learning rate per step, see :func:`lr_schedule`;
-    ``max_steps``: stop after that many steps. Training stops early, with ``diverged`` set, when
+    ``max_iter``: stop after that many steps. Training stops early, with ``diverged`` set, when
     a batch loss is NaN or infinite (that step is not taken).
 
     ``extra_loss(model, x_batch, y_batch, logits)``: a scalar tensor added to the batch loss;
@@ -258,7 +258,7 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
     lrs = lr_schedule(lr, schedule=schedule, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      step_epochs=step_epochs, gamma=gamma, max_steps=max_steps)
+                      step_epochs=step_epochs, gamma=gamma, max_iter=max_iter)
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:

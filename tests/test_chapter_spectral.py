@@ -98,13 +98,13 @@ def test_projection_keeps_every_layer_at_the_target():
 def test_cnn_norms_order_bound_exact_and_local(tiny_digits):
     torch.manual_seed(0)
     model = MnistCNN().eval()
-    rows = ch5.cnn_norms(model, tiny_digits[0][:4], iters=100, tol=1e-4)
+    rows = ch5.cnn_norms(model, tiny_digits[0][:4], max_iter=100, tol=1e-4)
     assert [r.layer for r in rows] == ["conv1", "conv2", "fc1", "fc2", "network"]
     for r in rows:
         assert r.bound >= r.exact * (1 - 1e-9) and r.bound >= r.local_max * (1 - 1e-6)
     assert rows[-1].bound == pytest.approx(math.prod(r.bound for r in rows[:-1]))
     assert rows[-1].bound == pytest.approx(ch5.global_bound(model))
-    no_local = ch5.cnn_norms(model, None, iters=10, tol=1e-3)
+    no_local = ch5.cnn_norms(model, None, max_iter=10, tol=1e-3)
     assert math.isnan(no_local[0].local_mean)
     entries = report.cnn_entries(no_local, rows)
     assert check_results({"chapter": "05_spectral", "results": entries}) == []
@@ -115,7 +115,7 @@ def test_sandwich_certified_radius_is_below_the_attack(tiny_digits):
     torch.manual_seed(0)
     model = MnistCNN().eval()
     sw = ch5.sandwich(model, tiny_digits[0][:3], seed=0, untargeted=False, max_iter=30,
-                      c_rel_tol=0.2, iters=30)
+                      c_rel_tol=0.2, power_max_iter=30)
     assert sw.certified.shape == (3,) and sw.lipschitz == pytest.approx(ch5.global_bound(model))
     ok = sw.success
     assert ok.any()
@@ -166,9 +166,9 @@ def test_sandwich_runs_on_a_gpu(tiny_digits):
     torch.manual_seed(0)
     model = MnistCNN().eval().cuda()
     sw = ch5.sandwich(model, tiny_digits[0][:2].cuda(), seed=0, untargeted=True, max_iter=10,
-                      c_rel_tol=0.5, iters=10)
+                      c_rel_tol=0.5, power_max_iter=10)
     assert sw.certified.device.type == "cpu" and sw.attack_l2.shape == (2,)
-    rows = ch5.cnn_norms(model, tiny_digits[0][:2].cuda(), iters=10, tol=1e-3)
+    rows = ch5.cnn_norms(model, tiny_digits[0][:2].cuda(), max_iter=10, tol=1e-3)
     assert rows[-1].bound >= rows[-1].local_max * (1 - 1e-9)
 
 
@@ -195,10 +195,10 @@ def test_table5s_invariant_needs_float64_power_iteration():
     over32 = []
     for seed in range(3):
         lin = _spiked_linear(seed)
-        row = ch5.layer_norms("fc", lin, None, iters=500, tol=0.0, seed=seed)  # the default
+        row = ch5.layer_norms("fc", lin, None, max_iter=500, tol=0.0, seed=seed)  # the default
         assert row.exact <= row.bound * (1 + 1e-12)   # well inside the invariant's 1e-9
         assert row.exact >= row.bound * (1 - 1e-9)    # and converged
-        f32 = operator_norm(lin, (600,), iters=500, tol=0.0, seed=seed, dtype=torch.float32)
+        f32 = operator_norm(lin, (600,), max_iter=500, tol=0.0, seed=seed, dtype=torch.float32)
         over32.append(f32.value / row.bound - 1)
     assert max(over32) > 1e-9, over32                  # float32 would fail the invariant
 
@@ -207,5 +207,5 @@ def test_table5_runs_its_power_iterations_in_float64(monkeypatch):
     seen = []
     monkeypatch.setattr(ch5, "layer_norms", lambda *a, **kw: seen.append(kw["dtype"]))
     model, _ = alexnet(None, seed=0)
-    ch5.table5(model, iters=1, tol=1.0)
+    ch5.table5(model, max_iter=1, tol=1.0)
     assert seen == [torch.float64] * len(ch5.ALEXNET_LAYERS)

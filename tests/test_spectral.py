@@ -100,11 +100,11 @@ def test_operator_norm_of_a_padded_strided_conv_matches_the_dense_svd():
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
     exact = _norm(conv_matrix(conv.weight, 2, 8, padding=1))
-    est = operator_norm(conv, (3, 8, 8), iters=5000, tol=1e-12)
+    est = operator_norm(conv, (3, 8, 8), max_iter=5000, tol=1e-12)
     assert est.value == pytest.approx(exact, rel=1e-6)
     assert est.value <= exact * (1 + 1e-12)          # never above the norm
     assert layer_bound(conv, 8) >= exact             # and the bound is above both
-    short = operator_norm(conv, (3, 8, 8), iters=2, tol=0.0)
+    short = operator_norm(conv, (3, 8, 8), max_iter=2, tol=0.0)
     assert short.iterations == 2 and not short.converged and short.value <= exact
     assert conv.weight.dtype == torch.float32        # the module is not changed
 
@@ -113,14 +113,14 @@ def test_operator_norm_of_a_linear_layer_and_of_a_function():
     torch.manual_seed(1)
     lin = nn.Linear(30, 20)
     exact = _norm(lin.weight.detach().double())
-    assert operator_norm(lin, (30,), iters=5000, tol=1e-13).value == pytest.approx(exact, rel=1e-6)
+    assert operator_norm(lin, (30,), max_iter=5000, tol=1e-13).value == pytest.approx(exact, rel=1e-6)
     a = torch.randn(5, 7, dtype=torch.float64)
-    assert operator_norm(lambda x: x @ a.T, (7,), iters=5000, tol=1e-14).value == pytest.approx(
+    assert operator_norm(lambda x: x @ a.T, (7,), max_iter=5000, tol=1e-14).value == pytest.approx(
         _norm(a), rel=1e-6)
     with pytest.raises(ValueError, match="module must be an nn.Conv2d, an nn.Linear"):
         operator_norm(nn.ReLU(), (3,))
-    with pytest.raises(ValueError, match="iters must be a positive integer"):
-        operator_norm(lin, (30,), iters=0)
+    with pytest.raises(ValueError, match="max_iter must be a positive integer"):
+        operator_norm(lin, (30,), max_iter=0)
 
 
 def test_linear_norm_dense_and_lanczos_agree_with_the_svd():
@@ -163,7 +163,7 @@ def test_local_lipschitz_is_the_jacobians_largest_singular_value():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3)).double()
     x = torch.randn(4, 1, 3, 4, dtype=torch.float64)
-    got = local_lipschitz(net, x, iters=2000, tol=1e-14)
+    got = local_lipschitz(net, x, max_iter=2000, tol=1e-14)
     for i in range(4):
         jac = torch.autograd.functional.jacobian(lambda v: net(v[None])[0], x[i]).reshape(3, 12)
         assert float(got[i]) == pytest.approx(_norm(jac), rel=1e-8)

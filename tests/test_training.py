@@ -177,12 +177,12 @@ def test_minibatch_errors(kwargs, match):
 
 def test_linear_schedule_max_steps_and_divergence():
     assert lr_schedule(1.0, schedule="linear", epochs=2, steps_per_epoch=2) == (1.0, 0.75, 0.5, 0.25)
-    assert lr_schedule(1.0, schedule="linear", epochs=5, steps_per_epoch=2, max_steps=4) == \
+    assert lr_schedule(1.0, schedule="linear", epochs=5, steps_per_epoch=2, max_iter=4) == \
         (1.0, 0.75, 0.5, 0.25)
     x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
     y = (x[:, 0] > 0).long()
     model = nn.Linear(3, 2)
-    log = train_minibatch(model, x, y, epochs=10, batch_size=8, lr=0.1, seed=0, max_steps=7,
+    log = train_minibatch(model, x, y, epochs=10, batch_size=8, lr=0.1, seed=0, max_iter=7,
                           progress=False)
     assert log.n_steps == 7 and len(log.step_losses) == 7 and len(log.losses) == 2
     assert log.initial_loss is not None and not log.diverged

@@ -110,7 +110,7 @@ def lr_sweep(x, y, mean255, *, n_classes: int, rates, steps: int, seed: int, dev
             model = PixelSoftmax(x[0].numel(), n_classes, scale=255.0, mean=mean255,
                                  init_std=1e-4).to(device)
         logs[lr] = train_softmax(model, x, y, lr=lr, weight_decay=0.0, epochs=100,
-                                 optimizer="sgd", momentum=0.9, max_steps=steps, seed=seed,
+                                 optimizer="sgd", momentum=0.9, max_iter=steps, seed=seed,
                                  progress=False)
     return logs
 

@@ -65,7 +65,7 @@ class LayerNorms:
     iterations: int
 
 
-def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: int,
+def layer_norms(name: str, module: nn.Module, input_size: int | None, *, max_iter: int,
                 tol: float, seed: int = 0, dtype: torch.dtype = torch.float64) -> LayerNorms:
     """:class:`LayerNorms` of a ``nn.Conv2d`` on ``input_size`` px or of a ``nn.Linear``.
 
@@ -84,7 +84,7 @@ def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: 
         c_out, c_in, k, _ = module.weight.shape
         shape, stride, in_shape = f"{c_in}×{k}×{k}×{c_out}", module.stride[0], (
             c_in, input_size, input_size)
-    est = operator_norm(module, in_shape, iters=iters, tol=tol, seed=seed, dtype=dtype)
+    est = operator_norm(module, in_shape, max_iter=max_iter, tol=tol, seed=seed, dtype=dtype)
     bound = layer_bound(module, input_size)
     # the printed formula differs from the corrected one only by its scaling: 1/stride^2
     # instead of 1/stride (scaling="paper" in advtut.spectral), so it is the bound / stride
@@ -93,11 +93,11 @@ def layer_norms(name: str, module: nn.Module, input_size: int | None, *, iters: 
                       est.iterations)
 
 
-def table5(model: nn.Module, *, iters: int, tol: float) -> list[LayerNorms]:
+def table5(model: nn.Module, *, max_iter: int, tol: float) -> list[LayerNorms]:
     """:func:`layer_norms` of every rectified layer of a torchvision AlexNet, Table 5's rows;
     the norms as applied by float64 power iteration (their invariant's tolerance is a relative
     1e-9, see :func:`layer_norms`)."""
-    return [layer_norms(name, _alexnet_module(model, part, i), size, iters=iters, tol=tol,
+    return [layer_norms(name, _alexnet_module(model, part, i), size, max_iter=max_iter, tol=tol,
                         dtype=torch.float64)
             for name, part, i, size in ALEXNET_LAYERS]
 
@@ -201,7 +201,7 @@ class CNNNorms:
     local_max: float
 
 
-def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, iters: int,
+def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, max_iter: int,
               tol: float) -> list[CNNNorms]:
     """:class:`CNNNorms` for each rectified layer of ``model`` and for the network, with the
     local constants at the test images ``x`` ``(N, 1, 28, 28)`` (NaN when ``x`` is None); the
@@ -215,12 +215,12 @@ def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, iters: int,
     with torch.no_grad():
         blocks = _blocks(model, x) if x is not None else [(None, None)] * 4
     for (name, module, size), (f, h) in zip(cnn_layers(model), blocks):
-        n = layer_norms(name, module, size, iters=iters, tol=tol, dtype=torch.float64)
-        local = local_lipschitz(f, h, iters=iters, tol=tol) if x is not None else None
+        n = layer_norms(name, module, size, max_iter=max_iter, tol=tol, dtype=torch.float64)
+        local = local_lipschitz(f, h, max_iter=max_iter, tol=tol) if x is not None else None
         rows.append(CNNNorms(name, n.printed, n.bound, n.exact,
                              nan if local is None else float(local.mean()),
                              nan if local is None else float(local.max())))
-    local = local_lipschitz(model, x, iters=iters, tol=tol) if x is not None else None
+    local = local_lipschitz(model, x, max_iter=max_iter, tol=tol) if x is not None else None
     pools = max_pool_lipschitz(2) ** 2
     rows.append(CNNNorms("network", pools * math.prod(r.printed for r in rows),
                          pools * math.prod(r.bound for r in rows),
@@ -262,15 +262,16 @@ class Sandwich:
 
 
 def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, max_iter: int,
-             c_rel_tol: float, iters: int = 100) -> Sandwich:
+             c_rel_tol: float, power_max_iter: int = 100) -> Sandwich:
     """Certified radius <= minimal distortion <= the L-BFGS attack's distortion, at the images
     ``x`` ``(N, 1, 28, 28)`` (attacked towards a seeded wrong label, or every wrong label with
-    ``untargeted=True``, keeping the closest)."""
+    ``untargeted=True``, keeping the closest). ``max_iter``: the attack's L-BFGS iterations;
+    ``power_max_iter``: the local constants' power iterations."""
     lip = global_bound(model)
     z = model_logits(model, x).cpu()
     margin = z.topk(2, dim=1).values
     margin = (margin[:, 0] - margin[:, 1]).double()
-    local = local_lipschitz(model, x, iters=iters).double().cpu()
+    local = local_lipschitz(model, x, max_iter=power_max_iter).double().cpu()
     pred = z.argmax(1)
     targets = ([(pred + k) % z.shape[1] for k in range(1, z.shape[1])] if untargeted
                else [random_wrong_labels(pred, seed=seed, n_classes=z.shape[1])])
