@@ -9,7 +9,9 @@ import torch
 
 import advtut.chapters.blindspots.experiments as ch4
 import advtut.chapters.blindspots.report as report
-from advtut.chapters.blindspots.experiments import adversarial_training, train_model
+import advtut.chapters.blindspots.transfer as transfer
+from advtut.chapters.blindspots.adversarial import adversarial_training
+from advtut.chapters.blindspots.experiments import train_model
 from advtut.chapters.blindspots.source import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE2_DISTORTION,
                                               PAPER_TABLE3, PAPER_TABLE4, SPLIT, TABLE1,
                                               ModelSpec)
@@ -149,7 +151,7 @@ def test_cross_model_errors_have_a_full_diagonal_and_measured_noise(fc10, digits
         other[1].bias += torch.linspace(0, 1, 10)
     models = {"FC10(1e-4)": fc10, "FC10(1e-2)": other}
     sets = ch4.attack_models(models, x, y, seed=0, progress=False)
-    t = ch4.cross_model_errors(models, sets, x, y, seed=10)
+    t = transfer.cross_model_errors(models, sets, x, y, seed=10)
     assert list(t.errors) == [*models, "Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"]
     assert t.errors["FC10(1e-4)"]["FC10(1e-4)"] == t.errors["FC10(1e-2)"]["FC10(1e-2)"] == 1.0
     assert abs(t.distortion["Gaussian noise, stddev=0.3"] - 0.3) < 0.1  # clipped: a bit less
@@ -159,10 +161,10 @@ def test_cross_model_errors_have_a_full_diagonal_and_measured_noise(fc10, digits
     assert check_results({"chapter": "04", "results": inv}) == []
     # an off-diagonal mean by hand
     errs = {"a": {"a": 1.0, "b": 0.2}, "b": {"a": 0.4, "b": 1.0}}
-    assert ch4.off_diagonal_mean(errs, ["a", "b"]) == pytest.approx(0.3)
+    assert transfer.off_diagonal_mean(errs, ["a", "b"]) == pytest.approx(0.3)
 
 
 def test_the_invariants_can_fail():
-    t = ch4.CrossErrors({"m": {"m": 0.99}}, {"m": 0.05})
+    t = transfer.CrossErrors({"m": {"m": 0.99}}, {"m": 0.05})
     (inv,) = report.diagonal_invariants(t, ["m"], table_name="Table 2")
     assert check_results({"chapter": "04", "results": [inv]})  # 99% on the diagonal: a failure

@@ -30,10 +30,9 @@ import torch
 from torch import nn
 
 from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack
-from advtut.attacks.sets import AdversarialSet, adversarial_set, amplify, gaussian_noise
+from advtut.attacks.sets import AdversarialSet, adversarial_set
 from advtut.book.cache import cache_path, data_digest, load_or_compute
-from advtut.distances import rms
-from advtut.evaluation import error_matrix, error_rate
+from advtut.evaluation import error_rate
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
 from advtut.models import AE400, FC, FC10
@@ -43,9 +42,7 @@ from advtut.chapters.blindspots.source import LINEAR, ModelSpec
 
 __all__ = ["cache_namer", "MnistSubsets", "mnist_subsets", "build_model", "train_model",
            "train_models", "attack_models", "train_test_errors", "split_errors", "ExactCheck",
-           "exact_check", "penalty_exactness", "exact_optima", "untargeted_distortions",
-           "CrossErrors", "cross_model_errors", "transfer_errors", "off_diagonal_mean",
-           "AdversarialTraining", "adversarial_training"]
+           "exact_check", "penalty_exactness", "exact_optima", "untargeted_distortions"]
 
 
 # --- Caching ------------------------------------------------------------------------------------
@@ -56,11 +53,14 @@ def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
     """``kept(*parts)``: the cache file for ``parts`` (None when ``cache_dir`` is None), its name
     keyed by ``profile``, ``seed``, the profile's ``settings``, the ``device`` (a GPU's models
     differ from a CPU's in the last bits), a digest of the ``data`` tensors (another data root
-    gives other files) and the source of this module and of every ``advtut`` module it imports,
-    transitively (:func:`advtut.book.cache.cache_path`)."""
+    gives other files) and the source of the chapter's computing modules (this one and
+    :mod:`~advtut.chapters.blindspots.adversarial`, whose training it also keeps) and of every
+    ``advtut`` module they import, transitively (:func:`advtut.book.cache.cache_path`)."""
+    import advtut.chapters.blindspots.adversarial as adversarial  # imported here: it imports us
+
     if cache_dir is None:
         return lambda *parts: None
-    code = (sys.modules[__name__],)
+    code = (sys.modules[__name__], adversarial)
     key = {**dict(settings), "device": str(device), "data": data_digest(*data)}
 
     def kept(*parts):
@@ -295,109 +295,3 @@ def untargeted_distortions(models, sets, names, x, y, *, seed: int, kept=None,
             desc=f"attack {name}", **kw), AdversarialSet)
         out[name] = (float(u.distortion.mean()), float(sets[name].distortion[:len(x)].mean()))
     return out
-
-
-# --- Tables 2 and 4 -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CrossErrors:
-    """``errors[row][model]``: each model's error on each row's images; ``distortion[row]``:
-    the row's mean distortion (:func:`advtut.distances.rms`)."""
-
-    errors: dict[str, dict[str, float]]
-    distortion: dict[str, float]
-
-
-def cross_model_errors(models, sets, x, y, *, seed: int) -> CrossErrors:
-    """Table 2: every model on every model's adversarial set, and on ``x`` with Gaussian noise
-    of stddev 0.1 and 0.3 (seeds ``seed`` and ``seed + 1``)."""
-    inputs = {name: (s.x_adv, s.y) for name, s in sets.items()}
-    dist = {name: float(s.distortion.mean()) for name, s in sets.items()}
-    for k, std in enumerate((0.1, 0.3)):
-        noisy = gaussian_noise(x, std, seed=seed + k)
-        inputs[f"Gaussian noise, stddev={std}"] = (noisy, y)
-        dist[f"Gaussian noise, stddev={std}"] = float(rms(noisy, x).mean())
-    return CrossErrors(error_matrix(models, inputs), dist)
-
-
-def transfer_errors(models, sets, x, y, *, seed: int) -> CrossErrors:
-    """Table 4: every model on every model's adversarial set of ``x``; on ``x`` with noise of
-    the sets' mean distortion (seed ``seed``); on each set amplified to distortion 0.1
-    (:func:`~advtut.attacks.sets.amplify`); on ``x`` with noise of stddev 0.1 (``seed + 1``).
-    Every row's distortion is measured on the images themselves."""
-    inputs = {f"Distorted for {name}": (s.x_adv, s.y) for name, s in sets.items()}
-    mean_adv = float(np.mean([float(s.distortion.mean()) for s in sets.values()]))
-    inputs["Gaussian noise (adversarial stddev)"] = (gaussian_noise(x, mean_adv, seed=seed), y)
-    for name, s in sets.items():
-        inputs[f"Distorted for {name} amplified"] = (amplify(s.x, s.x_adv, to=0.1), s.y)
-    inputs["Gaussian noise (stddev 0.1)"] = (gaussian_noise(x, 0.1, seed=seed + 1), y)
-    dist = {row: float(rms(xr, x).mean()) for row, (xr, _) in inputs.items()}
-    return CrossErrors(error_matrix(models, inputs), dist)
-
-
-def off_diagonal_mean(errors: dict[str, dict[str, float]], names, *, row: str = "{}") -> float:
-    """The mean of ``errors[row.format(r)][c]`` over ``r != c`` in ``names``: how often one
-    model's adversarial images fool the others."""
-    return float(np.mean([errors[row.format(r)][c] for r in names for c in names if r != c]))
-
-
-# --- Adversarial training -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class AdversarialTraining:
-    """Test errors of the two continuations of one trained network: ``control`` (the training set
-    alone) and ``adversarial`` (training set plus the pool); ``pool_size`` examples at the end;
-    ``errors_control``/``errors_adversarial``: the test error after each round."""
-
-    control: float
-    adversarial: float
-    pool_size: int
-    errors_control: tuple[float, ...]
-    errors_adversarial: tuple[float, ...]
-
-
-def adversarial_training(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: torch.Tensor,
-                         x_test: torch.Tensor, y_test: torch.Tensor, *, rounds: int,
-                         per_round: int, max_iter: int, seed: int, pool_max: int | None = None,
-                         cache=None, progress: bool = True) -> AdversarialTraining:
-    """Continue training ``model`` with and without a pool of adversarial examples.
-
-    Each round: attack ``per_round`` random training images of the current adversarially trained
-    network (seeded random wrong targets, the faithful attack with a coarse ``c`` search, 10%),
-    add them to the pool with their *true* labels (dropping random old ones beyond
-    ``pool_max``), and run ``max_iter`` L-BFGS iterations on training set plus pool. The control
-    copy runs the same iterations on the training set alone. Input-layer pools only: the paper's
-    per-layer pools are not specified closely enough to reproduce. ``cache``: as in
-    :func:`train_model`. ``model`` itself is not changed.
-    """
-    if rounds < 1 or per_round < 1 or max_iter < 1:
-        raise ValueError(f"need rounds, per_round, max_iter >= 1; got {rounds}, {per_round}, "
-                         f"{max_iter}")
-    if cache is not None:
-        return _cached(cache, lambda: adversarial_training(
-            model, spec, x, y, x_test, y_test, rounds=rounds, per_round=per_round,
-            max_iter=max_iter, seed=seed, pool_max=pool_max, progress=progress),
-            AdversarialTraining)
-    g = torch.Generator().manual_seed(seed)
-    dev = next(model.parameters()).device
-    control, adv = copy.deepcopy(model), copy.deepcopy(model)
-    x, y = x.cpu(), y.cpu()
-    pool_x, pool_y = x[:0], y[:0]
-    errs_c, errs_a = [], []
-    for r in range(rounds):
-        pick = torch.randperm(len(x), generator=g)[:per_round]
-        aset = adversarial_set(adv, x[pick], y[pick], seed=seed + 1000 + r, c_rel_tol=0.1,
-                               progress=progress, desc=f"attack pool, round {r + 1}")
-        new = aset.success & (aset.distortion > 0)
-        pool_x = torch.cat([pool_x, aset.x_adv[new]])
-        pool_y = torch.cat([pool_y, aset.y[new]])
-        if pool_max is not None and len(pool_x) > pool_max:
-            keep = torch.randperm(len(pool_x), generator=g)[:pool_max]
-            pool_x, pool_y = pool_x[keep], pool_y[keep]
-        train_lbfgs(adv, torch.cat([x, pool_x]).to(dev), torch.cat([y, pool_y]).to(dev),
-                    lambdas=spec.lambdas, max_iter=max_iter, progress=progress,
-                    desc=f"L-BFGS round {r + 1}, with the pool")
-        train_lbfgs(control, x.to(dev), y.to(dev), lambdas=spec.lambdas, max_iter=max_iter,
-                    progress=progress, desc=f"L-BFGS round {r + 1}, control")
-        errs_c.append(error_rate(control, x_test, y_test))
-        errs_a.append(error_rate(adv, x_test, y_test))
-    return AdversarialTraining(errs_c[-1], errs_a[-1], len(pool_x), tuple(errs_c),
-                               tuple(errs_a))
