@@ -30,6 +30,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -37,10 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import copy
-
-from advtut.seeding import seeded
 from advtut.evaluation import eval_mode, require_eval_mode
+from advtut.seeding import seeded
 
 __all__ = ["RULES", "gradient", "gradient_x_input", "IntegratedGradients", "integrated_gradients",
            "quadrature", "occlusion", "max_normalise", "rank_correlation", "edge_map",

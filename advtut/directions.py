@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["unit_directions", "random_directions", "class_mean_directions", "top_k_along",
-           "random_subsets", "label_purity", "mean_pairwise_cosine", "mean_overlap", "live_units", "Comparison",
-           "compare"]
+           "random_subsets", "label_purity", "mean_pairwise_cosine", "mean_overlap", "live_units",
+           "Comparison", "compare"]
 
 
 def _check_features(features: torch.Tensor) -> None:
     if not isinstance(features, torch.Tensor) or features.ndim != 2:
-        raise ValueError(f"features must be a (N, D) tensor, got "
-                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+        got = (tuple(features.shape) if isinstance(features, torch.Tensor)
+               else type(features).__name__)
+        raise ValueError(f"features must be a (N, D) tensor, got {got}")
 
 
 def unit_directions(dim: int, units) -> torch.Tensor:

@@ -47,7 +47,8 @@ class LinearSoftmax:
         w = torch.as_tensor(self.weight, dtype=torch.float64)
         b = torch.as_tensor(self.bias, dtype=torch.float64)
         if w.ndim != 2 or b.shape != (w.shape[0],):
-            raise ValueError(f"weight must be (K, d) and bias (K,), got {tuple(w.shape)} and {tuple(b.shape)}")
+            raise ValueError(f"weight must be (K, d) and bias (K,), got {tuple(w.shape)} and "
+                             f"{tuple(b.shape)}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
 

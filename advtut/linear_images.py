@@ -7,9 +7,10 @@ Chapter 2 (Karpathy, "Breaking Linear Classifiers on ImageNet", 2015). Images ar
 pixel units: :meth:`PixelSoftmax.affine` gives the equivalent ``A x + c`` on [0, 1] pixels.
 
 - :func:`train_softmax`: mini-batch training with Caffe's weight decay (``lambda/2 ||W||^2``).
-- :func:`fooling_costs`: the template attack (:mod:`advtut.attacks.template`) beside the exact smallest L2 and L-infinity perturbations
-  (:func:`advtut.minimal_move.exact_minimal_move_box`, :func:`~advtut.minimal_move.exact_minimal_move_linf_box`)
-  and the two-class closed forms (:func:`advtut.minimal_move.two_class_bounds`), which are lower bounds.
+- :func:`fooling_costs`: the template attack (:mod:`advtut.attacks.template`) beside the exact
+  smallest L2 and L-infinity perturbations (:func:`advtut.minimal_move.exact_minimal_move_box`,
+  :func:`~advtut.minimal_move.exact_minimal_move_linf_box`) and the two-class closed forms
+  (:func:`advtut.minimal_move.two_class_bounds`), which are lower bounds.
 - :func:`smoothness`: how noisy a template looks, as one number.
 
 The chapter's experiments and the source's numbers are in :mod:`advtut.chapters.linear_imagenet.experiments`.
@@ -24,11 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
-from advtut.seeding import seeded
 from advtut.linear import LinearSoftmax
+from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box, two_class_bounds
+from advtut.seeding import seeded
 from advtut.training import TrainLog, train_minibatch
-from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
-                                  two_class_bounds)
 
 __all__ = ["PixelSoftmax", "to_unit", "pixel_mean", "initial_loss", "train_softmax",
            "train_pixel_softmax", "smoothness", "FoolingCosts", "fooling_costs",

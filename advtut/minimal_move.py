@@ -44,8 +44,9 @@ class MinimalMove:
 
     ``x_new``: ``(N, d)`` the moved points; ``r = x_new - x``; ``distance``: ``(N,)`` ``||r||_2``
     (``max |r_i|`` for the L-infinity move); ``feasible``: bool ``(N,)``, True where ``x_new``
-    lies in the target's closed region (up to 1e-9 in the logits); ``active``: for the exact method, the classes whose tie with the target
-    binds at ``x_new`` (empty where ``x`` is already in the region; two at a vertex in 2-D).
+    lies in the target's closed region (up to 1e-9 in the logits); ``active``: for the exact
+    method, the classes whose tie with the target binds at ``x_new`` (empty where ``x`` is already
+    in the region; two at a vertex in 2-D).
     """
 
     x_new: torch.Tensor
@@ -84,7 +85,8 @@ def _check_box(model: LinearSoftmax, x, target, lo: float, hi: float) -> tuple[t
     if not lo < hi:
         raise ValueError(f"the box needs lo < hi, got lo={lo}, hi={hi}")
     if (x < lo).any() or (x > hi).any():
-        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, max {float(x.max()):.4g}")
+        raise ValueError(f"x must lie in [{lo}, {hi}]; got min {float(x.min()):.4g}, "
+                         f"max {float(x.max()):.4g}")
     return x, target
 
 
@@ -107,7 +109,7 @@ def exact_minimal_move(model: LinearSoftmax, x, target, *, tol: float = 1e-9) ->
     out, active = [], []
     for xn, t in zip(x, target.tolist()):
         A, c, others = _target_constraints(model, t)
-        best, best_set = None, None
+        best = None
         for k in range(min(d, len(others)) + 1):
             for subset in itertools.combinations(range(len(others)), k):
                 if k == 0:
@@ -276,8 +278,9 @@ def exact_minimal_move_box(model: LinearSoftmax, x, target, *, lo: float = 0.0, 
                        torch.tensor(ok, device=x.device))
 
 
-def _linf_tau(v: "np.ndarray", b: float, x: "np.ndarray", lo: float, hi: float) -> float:
-    """The smallest ``t >= 0`` with ``b + sum_i |v_i| min(t, room_i) >= 0`` (inf if none), where
+def _linf_tau(v, b: float, x, lo: float, hi: float) -> float:
+    """``v``, ``x``: NumPy ``(d,)``. The smallest ``t >= 0`` with ``b + sum_i |v_i| min(t, room_i)
+    >= 0`` (inf if none), where
     ``room_i`` is how far pixel ``i`` can move in the direction of ``v_i`` inside the box: the
     best a combination ``v`` of the ties can gain with every pixel moved by at most ``t``."""
     import numpy as np

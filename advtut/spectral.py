@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SCALINGS", "conv_frequency_norms", "conv_operator_norm_bound", "bound_grid",
-           "linear_norm", "layer_bound", "circular_conv", "conv_matrix", "NormEstimate", "operator_norm", "max_pool_lipschitz",
-           "local_lipschitz", "certified_radius"]
+           "linear_norm", "layer_bound", "circular_conv", "conv_matrix", "NormEstimate",
+           "operator_norm", "max_pool_lipschitz", "local_lipschitz", "certified_radius"]
 
 SCALINGS = ("corrected", "paper")
 

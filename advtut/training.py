@@ -220,8 +220,9 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
 
     ``x``: ``(N, ...)`` in the model's input range, ``y``: long ``(N,)`` class indices; both may
     stay on the CPU: each batch is moved to the model's device and ``x`` cast to its dtype
-    (uint8 images are pixels 0-255, scaled to [0, 1], as in :mod:`advtut.evaluation`). Each epoch visits every example
-    once in an order drawn from a local ``torch.Generator`` seeded with ``seed`` (the last batch
+    (uint8 images are pixels 0-255, scaled to [0, 1], as in :mod:`advtut.evaluation`). Each
+    epoch visits every example once in an order drawn from a local ``torch.Generator`` seeded with
+    ``seed`` (the last batch
     may be smaller); the global RNG is not touched (random layers such as dropout still draw
     from it). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (``momentum`` unused);
     ``weight_decay``: the optimizer's L2 decay on every trainable parameter; ``schedule``,
@@ -251,7 +252,8 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     if y.ndim != 1:
         raise ValueError(f"y must have shape (N,), got {tuple(y.shape)}")
     if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y must hold the same, non-zero number of examples, got {len(x)} and {len(y)}")
+        raise ValueError(f"x and y must hold the same, non-zero number of examples, got {len(x)} "
+                         f"and {len(y)}")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameters with requires_grad=True to train")

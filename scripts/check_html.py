@@ -317,7 +317,8 @@ def main(argv=None) -> int:
         print(f"[html] ERROR: {args.html_dir}/index.html not found: run `make book` first", file=sys.stderr)
         return 1
     if not Path(args.chromium).exists():
-        print(f"[html] ERROR: no Chromium at {args.chromium} (Debian: apt-get install chromium)", file=sys.stderr)
+        print(f"[html] ERROR: no Chromium at {args.chromium} (Debian: apt-get install chromium)",
+              file=sys.stderr)
         return 1
     problems = check(args.html_dir, args.screenshots, args.chromium, args.repo_root)
     for p in problems:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+
 @pytest.fixture(autouse=True)
 def _seeded():
     random.seed(0)

@@ -3,9 +3,18 @@ import pytest
 import torch
 from torch import nn
 
-from advtut.attribution import (TrainingRecorder, cascading_randomisation, edge_map, gradient,
-                                gradient_x_input, integrated_gradients, max_normalise, occlusion,
-                                quadrature, rank_correlation)
+from advtut.attribution import (
+    TrainingRecorder,
+    cascading_randomisation,
+    edge_map,
+    gradient,
+    gradient_x_input,
+    integrated_gradients,
+    max_normalise,
+    occlusion,
+    quadrature,
+    rank_correlation,
+)
 
 
 def _cnn():

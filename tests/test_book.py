@@ -8,8 +8,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from advtut.book import (ChapterFailed, chapters, execute_chapter, find_root, repository_url,
-                         set_repository_url)
+from advtut.book import (
+    ChapterFailed,
+    chapters,
+    execute_chapter,
+    find_root,
+    repository_url,
+    set_repository_url,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_ORDER = ["01_iris", "02_linear_imagenet", "03_units_directions", "04_lbfgs_mnist",
@@ -44,8 +50,9 @@ def test_committed_notebook_is_clean_and_has_the_book_parameters(chapter):
 
 @pytest.mark.parametrize("chapter", chapters(ROOT), ids=lambda c: c.id)
 def test_code_cells_fit_the_book_column(chapter):
-    """The page rules (book/conventions.md): no code cell scrolls sideways (77 characters at 1280 px) or runs past 30 lines;
-    the browser check measures the rendered page, this catches it before a build."""
+    """The page rules (book/conventions.md): no code cell scrolls sideways (77 characters at
+    1280 px) or runs past 30 lines; the browser check measures the rendered page, this catches it
+    before a build."""
     nb = json.loads(chapter.path.read_text())
     for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
         lines = "".join(cell["source"]).splitlines()

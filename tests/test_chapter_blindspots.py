@@ -10,15 +10,22 @@ import torch
 import advtut.chapters.blindspots.experiments as ch4
 import advtut.chapters.blindspots.report as report
 import advtut.chapters.blindspots.transfer as transfer
+from advtut.book.results import check_results
 from advtut.chapters.blindspots.adversarial import adversarial_training
 from advtut.chapters.blindspots.experiments import train_model
-from advtut.chapters.blindspots.source import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE2_DISTORTION,
-                                              PAPER_TABLE3, PAPER_TABLE4, SPLIT, TABLE1,
-                                              ModelSpec)
+from advtut.chapters.blindspots.source import (
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    PAPER_TABLE2_DISTORTION,
+    PAPER_TABLE3,
+    PAPER_TABLE4,
+    SPLIT,
+    TABLE1,
+    ModelSpec,
+)
 from advtut.data import load_mnist
 from advtut.evaluation import error_rate
 from advtut.models import AE400
-from advtut.book.results import check_results
 from advtut.training import train_sparse_autoencoder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -138,9 +138,11 @@ def test_progress_loop_leaving_three_lines_fails(problems):
 
 
 def test_too_many_progress_lines_on_a_page_fail(problems):
-    bars = "".join(f"epoch {e}: 100%|██████████| 20/20 [00:02<00:00, 8.00it/s]\n" for e in range(check_html.MAX_PROGRESS_LINES + 1))
+    n = check_html.MAX_PROGRESS_LINES
+    bars = "".join(f"epoch {e}: 100%|██████████| 20/20 [00:02<00:00, 8.00it/s]\n"
+                   for e in range(n + 1))
     found = problems(cell("train()\n", bars))
-    assert found == [f"{check_html.MAX_PROGRESS_LINES + 1} progress-bar lines on the page (at most {check_html.MAX_PROGRESS_LINES})"]
+    assert found == [f"{n + 1} progress-bar lines on the page (at most {n})"]
 
 
 def test_wide_code_line_fails(problems):
@@ -198,7 +200,8 @@ def test_long_code_cell_fails_even_when_hidden(problems):
 def test_carriage_returns_count_as_progress_lines():
     """A \\r kept in the page (as &#13;) is drawn on one line, but each is still a frame of the loop."""
     found = check_html.progress_problems(["x:  0%|  | 0/2 [00:00<?, ?it/s]\rx: 100%|██| 2/2 [00:01<00:00]"])
-    assert found == ["progress bar 'x:' left 2 lines in one output (at most 1): 'x: 100%|██| 2/2 [00:01<00:00]'"]
+    assert found == ["progress bar 'x:' left 2 lines in one output (at most 1): "
+                     "'x: 100%|██| 2/2 [00:01<00:00]'"]
 
 
 def test_command_line_end_to_end(tmp_path):

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from advtut import data
-from advtut.data import (DataNotFoundError, load_fashion_mnist, load_flowers, load_iris,
-                         load_mnist, load_tiny_imagenet)
+from advtut.data import (
+    DataNotFoundError,
+    load_fashion_mnist,
+    load_flowers,
+    load_iris,
+    load_mnist,
+    load_tiny_imagenet,
+)
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

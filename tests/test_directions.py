@@ -2,8 +2,14 @@
 import pytest
 import torch
 
-from advtut.directions import (class_mean_directions, label_purity, mean_pairwise_cosine,
-                               random_directions, top_k_along, unit_directions)
+from advtut.directions import (
+    class_mean_directions,
+    label_purity,
+    mean_pairwise_cosine,
+    random_directions,
+    top_k_along,
+    unit_directions,
+)
 
 
 def test_top_k_of_a_unit_are_the_k_largest_activations():

@@ -2,8 +2,16 @@ import pytest
 import torch
 from torch import nn
 
-from advtut.evaluation import (error_matrix, error_rate, eval_mode, logits, model_mode, predict,
-                               require_eval_mode, topk_accuracy)
+from advtut.evaluation import (
+    error_matrix,
+    error_rate,
+    eval_mode,
+    logits,
+    model_mode,
+    predict,
+    require_eval_mode,
+    topk_accuracy,
+)
 
 # hand-made logits: the "model" is the identity, so x holds the logits themselves
 SCORES = torch.tensor([[0.9, 0.5, 0.1, 0.0],    # ranks: 0, 1, 2, 3

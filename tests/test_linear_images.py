@@ -9,15 +9,22 @@ import torch
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, hstack, identity, vstack
 
-from advtut.linear import LinearSoftmax
 from advtut.attacks.template import fool_with_template
 from advtut.chapters.linear_imagenet.experiments import toy_example
 from advtut.evaluation import topk_accuracy
-from advtut.linear_images import (PixelSoftmax, fooling_costs, initial_loss,
-                                  pixel_mean, resize, smoothness, to_unit, train_pixel_softmax,
-                                  train_softmax)
-from advtut.minimal_move import (exact_minimal_move_box, exact_minimal_move_linf_box,
-                                 two_class_bounds)
+from advtut.linear import LinearSoftmax
+from advtut.linear_images import (
+    PixelSoftmax,
+    fooling_costs,
+    initial_loss,
+    pixel_mean,
+    resize,
+    smoothness,
+    to_unit,
+    train_pixel_softmax,
+    train_softmax,
+)
+from advtut.minimal_move import exact_minimal_move_box, exact_minimal_move_linf_box, two_class_bounds
 
 
 def direct_linf_lp(model: LinearSoftmax, x: np.ndarray, t: int) -> float:
@@ -252,7 +259,8 @@ def test_chapter_2_runs_on_an_imagenet_folder(tmp_path):
             (root / split / f"n{k:08d}").mkdir(parents=True)
             for i in range(n):
                 a = rng.uniform(size=(60, 80, 3)) * 60 + np.array([20 * k, 100, 200 - 15 * k])
-                Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(root / split / f"n{k:08d}" / f"{i}.JPEG")
+                image = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+                image.save(root / split / f"n{k:08d}" / f"{i}.JPEG")
     (root / "LOC_synset_mapping.txt").write_text("\n".join(
         f"n{k:08d} " + {3: "goldfish", 5: "school bus"}.get(k, f"class {k}") for k in range(10)))
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "02_linear_imagenet.ipynb"
@@ -265,7 +273,8 @@ def test_chapter_2_runs_on_an_imagenet_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     by_name = {r["name"]: r for r in doc["results"]}
-    assert "ImageNet-1k at 64x64, 80 training / 30 validation" in by_name["best top-1 validation accuracy"]["note"]
+    note = by_name["best top-1 validation accuracy"]["note"]
+    assert "ImageNet-1k at 64x64, 80 training / 30 validation" in note
     assert any(name.startswith("fooling α") and "goldfish" in name for name in by_name)
 
 

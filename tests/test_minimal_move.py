@@ -16,7 +16,8 @@ def test_hand_computed_moves():
     x = torch.tensor([[-1.0, -2.0], [-1.0, 1.0], [2.0, 1.0]], dtype=torch.float64)
     move = exact_minimal_move(HAND, x, torch.tensor([1, 1, 1]))
     # (-1,-2): straight to the x1 = 0 edge; (-1, 1): to the corner (0, 0); (2, 1): already class 1
-    torch.testing.assert_close(move.x_new, torch.tensor([[0.0, -2.0], [0.0, 0.0], [2.0, 1.0]], dtype=torch.float64))
+    torch.testing.assert_close(move.x_new, torch.tensor([[0.0, -2.0], [0.0, 0.0], [2.0, 1.0]],
+                                                        dtype=torch.float64))
     torch.testing.assert_close(move.distance, torch.tensor([1.0, math.sqrt(2.0), 0.0], dtype=torch.float64))
     assert move.active == ((0,), (0, 2), ())
 

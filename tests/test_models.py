@@ -99,7 +99,8 @@ def test_fc_models_keep_their_parameter_order_and_init():
 @pytest.mark.parametrize("make, x, match", [
     (MnistCNN, torch.rand(3, 28, 28), r"x must have shape \(N, 1, 28, 28\), got \(3, 28, 28\)"),
     (MnistCNN, torch.rand(3, 3, 28, 28), r"x must have shape \(N, 1, 28, 28\), got \(3, 3, 28, 28\)"),
-    (ImageCNN, torch.rand(2, 1, 32, 32), r"x must have shape \(N, 3, H, W\) with H, W >= 8, got \(2, 1, 32, 32\)"),
+    (ImageCNN, torch.rand(2, 1, 32, 32),
+     r"x must have shape \(N, 3, H, W\) with H, W >= 8, got \(2, 1, 32, 32\)"),
     (ImageCNN, torch.rand(2, 3, 32, 4), r"H, W >= 8, got \(2, 3, 32, 4\)"),
 ])
 def test_cnns_check_the_input_shape(make, x, match):

@@ -10,8 +10,17 @@ import torch  # noqa: E402
 
 from advtut.chapters.linear_imagenet.experiments import fooling_row  # noqa: E402
 from advtut.linear_images import PixelSoftmax  # noqa: E402
-from advtut.plotting import (animate_images, class_color, fooling_figure, image_grid,  # noqa: E402
-                             make_grid, plot_confidence, plot_points, plot_regions, to_hwc)
+from advtut.plotting import (  # noqa: E402
+    animate_images,
+    class_color,
+    fooling_figure,
+    image_grid,
+    make_grid,
+    plot_confidence,
+    plot_points,
+    plot_regions,
+    to_hwc,
+)
 
 
 def test_maps_take_ten_classes():

@@ -6,9 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advtut.spectral import (bound_grid, certified_radius, circular_conv, conv_frequency_norms,
-                             conv_matrix, conv_operator_norm_bound, layer_bound, linear_norm,
-                             local_lipschitz, max_pool_lipschitz, operator_norm)
+from advtut.spectral import (
+    bound_grid,
+    certified_radius,
+    circular_conv,
+    conv_frequency_norms,
+    conv_matrix,
+    conv_operator_norm_bound,
+    layer_bound,
+    linear_norm,
+    local_lipschitz,
+    max_pool_lipschitz,
+    operator_norm,
+)
 
 
 def _norm(m: torch.Tensor) -> float:

@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advtut.models import FC, FC10
-from advtut.training import (TrainLog, lr_schedule, train_lbfgs, train_minibatch,
-                             weight_decay_term)
+from advtut.training import TrainLog, lr_schedule, train_lbfgs, train_minibatch, weight_decay_term
 
 
 def test_weight_decay_is_lambda_sum_w2_over_units():
@@ -15,7 +14,7 @@ def test_weight_decay_is_lambda_sum_w2_over_units():
     net = FC((5, 4), n_inputs=6, n_classes=3)
     lams = (1e-1, 1e-2, 1e-3)
     layers = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-    expected = sum(l * m.weight.pow(2).sum() / m.out_features for l, m in zip(lams, layers))
+    expected = sum(lam * m.weight.pow(2).sum() / m.out_features for lam, m in zip(lams, layers))
     torch.testing.assert_close(weight_decay_term(net, lams), expected)
     with pytest.raises(ValueError, match="one value per linear layer"):
         weight_decay_term(net, (1.0, 2.0))
@@ -60,7 +59,8 @@ def test_lr_schedule_by_hand():
     assert cos == pytest.approx([1.0, (1 + math.sqrt(0.5)) / 2, 0.5, (1 - math.sqrt(0.5)) / 2])
     step = lr_schedule(1.0, schedule="step", epochs=4, steps_per_epoch=2, step_epochs=2, gamma=0.5)
     assert step == (1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5)
-    assert lr_schedule(1.0, schedule="step", epochs=6, steps_per_epoch=1) == (1, 1, .1, .1, pytest.approx(.01), pytest.approx(.01))
+    assert lr_schedule(1.0, schedule="step", epochs=6, steps_per_epoch=1) == (
+        1, 1, .1, .1, pytest.approx(.01), pytest.approx(.01))
 
 
 def test_minibatch_sgd_equals_the_update_written_out():

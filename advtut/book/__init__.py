@@ -13,8 +13,14 @@ The names most used are importable from here::
     from advtut.book import chapters, execute_chapter, build_book
 """
 from advtut.book.build import build_book, vendor_mathjax
-from advtut.book.execute import (ChapterFailed, auto_profile, execute_chapter, final_lines,
-                                 fingerprint, without_progress)
+from advtut.book.execute import (
+                                 ChapterFailed,
+                                 auto_profile,
+                                 execute_chapter,
+                                 final_lines,
+                                 fingerprint,
+                                 without_progress,
+)
 from advtut.book.record import describe_machine, record_full_results
 from advtut.book.script import chapter_script
 from advtut.book.toc import Chapter, chapters, find_root, repository_url, set_repository_url

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import inspect
 import importlib.util
+import inspect
 import os
 import re
 import sys

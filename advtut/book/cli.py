@@ -16,7 +16,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m advtut.book", description="Run the chapters and build the advtut book.")
+    parser = argparse.ArgumentParser(prog="python -m advtut.book",
+                                     description="Run the chapters and build the advtut book.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("build", "execute"):
         p = sub.add_parser(name, help={"build": "execute every chapter and build the HTML book",

@@ -33,8 +33,9 @@ PROFILES: dict[str, dict[str, dict]] = {
     "03_units_directions": {
         # The MNIST CNN itself is trained as "mnist_cnn" says. k: images per direction (a row of
         # the figures); n_units, n_random: units drawn among the live ones (all of them when
-        # fewer are live), random directions and random k-subsets per layer; n_rows: rows per figure. The flowers CNN (used when no
-        # ImageNet AlexNet is loaded): image size, widths and epochs.
+        # fewer are live), random directions and random k-subsets per layer; n_rows: rows per
+        # figure. The flowers CNN (used when no ImageNet AlexNet is loaded): image size, widths
+        # and epochs.
         "quick": dict(k=8, n_units=1_000, n_random=1_000, n_rows=4, flower_size=64,
                       flower_widths=(16, 32, 64), flower_epochs=5),
         "full": dict(k=8, n_units=3_000, n_random=3_000, n_rows=4, flower_size=128,

@@ -23,9 +23,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from advtut.seeding import seeded
 from advtut.book.cache import cache_path, data_digest, load_or_compute
 from advtut.models import ImageCNN, MnistCNN
+from advtut.seeding import seeded
 from advtut.training import train_minibatch
 
 __all__ = ["MNIST_CNN_TRAINING", "mnist_cnn", "BookCNN", "book_mnist_cnn",
@@ -103,8 +103,8 @@ def book_mnist_cnn(*, profile: str, seed: int, device="cpu", cache_dir=None,
     """The MNIST CNN that chapters 3, 5 and 6 share, trained as ``profile`` says
     (:mod:`advtut.book.profiles`, ``"mnist_cnn"``) on MNIST from the data root, or loaded from
     ``cache_dir`` when an earlier chapter of the same build trained it."""
-    from advtut.data import load_mnist
     from advtut.book.profiles import settings
+    from advtut.data import load_mnist
 
     cfg = settings("mnist_cnn", profile)
     train = load_mnist("train")

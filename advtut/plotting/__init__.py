@@ -8,9 +8,19 @@ units. The names below can be imported from ``advtut.plotting`` directly.
 """
 from advtut.plotting.animation import Animation, animate_images
 from advtut.plotting.images import fooling_figure, image_grid, image_pairs, show_templates, to_hwc
-from advtut.plotting.maps import (CLASS_COLORS, Grid, class_color, make_grid, plot_confidence,
-                                  plot_contours, plot_explorer_view, plot_lines, plot_moves,
-                                  plot_points, plot_regions)
+from advtut.plotting.maps import (
+                                  CLASS_COLORS,
+                                  Grid,
+                                  class_color,
+                                  make_grid,
+                                  plot_confidence,
+                                  plot_contours,
+                                  plot_explorer_view,
+                                  plot_lines,
+                                  plot_moves,
+                                  plot_points,
+                                  plot_regions,
+)
 
 __all__ = ["Animation", "animate_images", "fooling_figure", "image_grid", "image_pairs",
            "show_templates", "to_hwc", "CLASS_COLORS", "Grid", "class_color", "make_grid",

@@ -1,7 +1,7 @@
 """Chapter 7's source: the write-up on gradient x input attribution, the fast gradient sign method
 and normalised-gradient steps on Fashion-MNIST and the flower photos (Benjamin Badger, "Input
-Attribution and Adversarial Examples", bib key ``badger_attribution``): its reported accuracies, the share of flower
-photos that resist the sign step, and its step and batch settings.
+Attribution and Adversarial Examples", bib key ``badger_attribution``): its reported
+accuracies, the share of flower photos that resist the sign step, and its step and batch settings.
 """
 from __future__ import annotations
 

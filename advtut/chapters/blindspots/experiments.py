@@ -32,13 +32,13 @@ from torch import nn
 from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack
 from advtut.attacks.sets import AdversarialSet, adversarial_set
 from advtut.book.cache import cache_path, data_digest, load_or_compute
+from advtut.chapters.blindspots.source import LINEAR, ModelSpec
 from advtut.evaluation import error_rate
 from advtut.linear import LinearSoftmax
 from advtut.minimal_move import exact_minimal_move_box
 from advtut.models import AE400, FC, FC10
 from advtut.seeding import seeded
 from advtut.training import train_lbfgs, train_sparse_autoencoder
-from advtut.chapters.blindspots.source import LINEAR, ModelSpec
 
 __all__ = ["cache_namer", "MnistSubsets", "mnist_subsets", "build_model", "train_model",
            "train_models", "attack_models", "train_test_errors", "split_errors", "ExactCheck",

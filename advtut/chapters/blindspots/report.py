@@ -12,17 +12,24 @@ import numpy as np
 import torch
 
 from advtut.attacks.sets import AdversarialSet
-from advtut.chapters.blindspots.adversarial import AdversarialTraining
-from advtut.chapters.blindspots.experiments import ExactCheck, MnistSubsets
-from advtut.chapters.blindspots.source import (PAPER_ADVERSARIAL_TRAINING, PAPER_NOISE_ACCURACY,
-                                              PAPER_TABLE1, PAPER_TABLE2,
-                                              PAPER_TABLE2_DISTORTION, PAPER_TABLE3,
-                                              PAPER_TABLE4, SPLIT, TABLE1)
-from advtut.evaluation import predict
-from advtut.chapters.blindspots.transfer import CrossErrors
-from advtut.minimal_move import two_class_bounds
 from advtut.book.results import entry, invariant
 from advtut.book.tables import table
+from advtut.chapters.blindspots.adversarial import AdversarialTraining
+from advtut.chapters.blindspots.experiments import ExactCheck, MnistSubsets
+from advtut.chapters.blindspots.source import (
+    PAPER_ADVERSARIAL_TRAINING,
+    PAPER_NOISE_ACCURACY,
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    PAPER_TABLE2_DISTORTION,
+    PAPER_TABLE3,
+    PAPER_TABLE4,
+    SPLIT,
+    TABLE1,
+)
+from advtut.chapters.blindspots.transfer import CrossErrors
+from advtut.evaluation import predict
+from advtut.minimal_move import two_class_bounds
 
 __all__ = ["settings_table", "attack_table", "table1", "distortion_ratios", "exact_check_table",
            "penalty_table", "exact_optima_table", "untargeted_table", "table2", "noise_table",

@@ -124,8 +124,9 @@ class Coherence:
     ``layer``; ``width``: its number of coordinates; ``live``: how many units have a top-k that
     is not a tie among silent images (:func:`advtut.directions.live_units`); ``units``
     ``(U,)``: the units drawn among those; ``top``: for each family of :data:`FAMILIES`,
-    its top-k images ``(M, k)`` (indices into the pool); ``purity``, ``cosine``: for each family its scores ``(M,)``
-    (label purity, mean centred cosine in the judge layer); ``tests``: ``(score, other family)
+    its top-k images ``(M, k)`` (indices into the pool); ``purity``, ``cosine``: for each
+    family its scores ``(M,)`` (label purity, mean centred cosine in the judge layer); ``tests``:
+    ``(score, other family)
     -> Comparison`` of the units against that family.
     """
 

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from advtut.arrays import to_numpy
-from advtut.seeding import seeded
 from advtut.attacks.template import fool_with_template, template_step
 from advtut.chapters.linear_imagenet.source import SOURCE_TARGETS, TOY_W, TOY_X
 from advtut.evaluation import logits, topk_accuracy
@@ -32,6 +31,7 @@ from advtut.linear_images import (
     train_pixel_softmax,
     train_softmax,
 )
+from advtut.seeding import seeded
 
 __all__ = ["Resolution", "resolution_summary", "ToyExample", "toy_example", "Lessons",
            "lesson_subset", "initial_losses", "lr_sweep", "largest_stable_rate", "DecaySweep",
@@ -171,8 +171,9 @@ def fooling_starts(model, x_va, y_va, class_names, *, seed: int):
 
 def fool_pairs(model, x_start, targets, *, confidence: float = 0.99):
     """Every start sent to every target with the template step: ``(pairs, fool, shown)`` where
-    ``pairs`` lists ``(start index, target)``, ``fool`` the :class:`~advtut.attacks.template.TemplateResult` and ``shown``
-    the image to draw for each pair (the image at alpha = 1 where ``confidence`` is not
+    ``pairs`` lists ``(start index, target)``, ``fool`` the
+    :class:`~advtut.attacks.template.TemplateResult` and ``shown`` the image to draw for each pair
+    (the image at alpha = 1 where ``confidence`` is not
     reached)."""
     pairs = [(s, t) for s in range(len(x_start)) for t in targets]
     xs = x_start[[s for s, _ in pairs]]
