@@ -20,6 +20,12 @@ def _seeded():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    yield
+    # a test that called start_chapter installed the determinism check in this process: take it
+    # out, so that its findings cannot reach another test's results file
+    from advtut.book import determinism
+
+    determinism.uninstall()
 
 
 @pytest.fixture(scope="session")

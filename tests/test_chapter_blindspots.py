@@ -120,7 +120,8 @@ def test_adversarial_training_continues_both_copies(fc10, digits, data_root):
         adversarial_training(fc10, spec, x, y, x, y, rounds=0, per_round=1, max_iter=1, seed=0)
 
 
-def test_cache_resumes_training_and_attacks_and_is_keyed_by_the_settings(digits, tmp_path):
+def test_cache_resumes_training_and_attacks_and_is_keyed_by_the_settings(digits, tmp_path,
+                                                                        monkeypatch):
     x, y = digits[0][:300], digits[1][:300]
     kept = ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={"max_iter": 20})
     assert ch4.cache_namer(None, profile="quick", seed=0, settings={})("model") is None
@@ -129,11 +130,18 @@ def test_cache_resumes_training_and_attacks_and_is_keyed_by_the_settings(digits,
     first = models["FC10(1e-4)"]
     assert len(list(tmp_path.glob("quick-0-model-FC10_1e-4_-*.pt"))) == 1
     assert not list(tmp_path.glob("*.part"))
-    # a different start: the cached weights must come back, not a retrained model
-    again, _ = ch4.train_models(TABLE1[:1], [(x, y)], seeds=[123], kept=kept, max_iter=20,
-                                progress=False)
+    # the same call again: the cached weights come back, nothing is trained
+    with monkeypatch.context() as m:
+        m.setattr(ch4, "train_lbfgs", lambda *a, **k: pytest.fail("retrained a cached model"))
+        again, _ = ch4.train_models(TABLE1[:1], [(x, y)], seeds=[0], kept=kept, max_iter=20,
+                                    progress=False)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                  again["FC10(1e-4)"].state_dict().values()))
+    # what the caller chose is in the key too: another seed or other images, another file
+    ch4.train_models(TABLE1[:1], [(x, y)], seeds=[123], kept=kept, max_iter=20, progress=False)
+    ch4.train_models(TABLE1[:1], [(x[:200], y[:200])], seeds=[0], kept=kept, max_iter=20,
+                     progress=False)
+    assert len(list(tmp_path.glob("quick-0-model-FC10_1e-4_-*.pt"))) == 3
     # other settings: another file, a fresh model
     other = ch4.cache_namer(tmp_path, profile="quick", seed=0, settings={"max_iter": 21})
     assert other("model", "FC10(1e-4)") != kept("model", "FC10(1e-4)")

@@ -12,20 +12,22 @@ The names most used are importable from here::
 
     from advtut.book import chapters, execute_chapter, build_book
 """
-from advtut.book.build import build_book, vendor_mathjax
-from advtut.book.execute import (
-                                 ChapterFailed,
-                                 auto_profile,
-                                 execute_chapter,
-                                 final_lines,
-                                 fingerprint,
-                                 without_progress,
-)
-from advtut.book.record import describe_machine, record_full_results
-from advtut.book.script import chapter_script
-from advtut.book.toc import Chapter, chapters, find_root, repository_url, set_repository_url
+import importlib
 
-__all__ = ["Chapter", "ChapterFailed", "auto_profile", "build_book", "chapter_script",
-           "chapters", "describe_machine", "execute_chapter", "final_lines", "find_root",
-           "fingerprint", "record_full_results", "repository_url", "set_repository_url",
-           "vendor_mathjax", "without_progress"]
+#: Where each name importable from ``advtut.book`` lives. Imported on first use, so that a
+#: chapter importing ``advtut.book.chapter`` (and a cache key that follows its imports) does not
+#: pull in papermill, the build and the command line.
+_WHERE = {"build_book": "build", "vendor_mathjax": "build", "ChapterFailed": "execute",
+          "auto_profile": "execute", "execute_chapter": "execute", "final_lines": "execute",
+          "fingerprint": "execute", "without_progress": "execute",
+          "describe_machine": "record", "record_full_results": "record",
+          "chapter_script": "script", "Chapter": "toc", "chapters": "toc", "find_root": "toc",
+          "repository_url": "toc", "set_repository_url": "toc"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"advtut.book.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'advtut.book' has no attribute {name!r}")

@@ -20,21 +20,23 @@ Example::
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import inspect
 import os
+import random
 import re
 import sys
 import types
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+import numpy as np
 import torch
 
-from advtut.book.determinism import guard_rng
-
-__all__ = ["module_closure", "code_fingerprint", "data_digest", "cache_path", "load_or_compute"]
+__all__ = ["module_closure", "code_fingerprint", "data_digest", "cache_path", "kept_random_state",
+           "load_or_compute"]
 
 
 def _module_of(obj) -> types.ModuleType:
@@ -69,7 +71,9 @@ def _imported(name: str, path: Path, package: str) -> set[str]:
                 keep = parts[:len(parts) - node.level + (1 if path.name == "__init__.py" else 0)]
                 base = ".".join(keep + ([base] if base else []))
             found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")}
+            if base == package or base.startswith(package + "."):  # no imports of other packages
+                found |= {f"{base}.{a.name}" for a in node.names
+                          if _is_module(f"{base}.{a.name}")}
     found = {m for m in found if m == package or m.startswith(package + ".")}
     # importing a.b.c runs a/__init__.py and a/b/__init__.py too
     return {".".join(m.split(".")[:k]) for m in found for k in range(1, m.count(".") + 2)}
@@ -150,20 +154,38 @@ def cache_path(cache_dir, *parts, settings: Mapping | None = None, code: Iterabl
     return Path(cache_dir) / f"{name}-{digest}.pt"
 
 
+@contextlib.contextmanager
+def kept_random_state():
+    """Run a block and then put every global generator back as it was: Python's ``random``,
+    NumPy's global generator, torch's CPU generator and every CUDA device's."""
+    py, npy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+
+
 def load_or_compute(path, compute: Callable[[], object]):
     """``compute()``'s value (tensors, numbers, strings, and dicts, lists, tuples of them), kept
     at ``path`` when it is not None.
 
     An existing file is loaded with ``weights_only=True`` onto the CPU; otherwise the value is
     computed and written to a temporary file that is renamed into place, so an interrupted run
-    leaves no half-written file behind.
+    leaves no half-written file behind. The computation draws from the global generators as it
+    finds them but leaves them as it found them (:func:`kept_random_state`): a run that loads the
+    value and a run that computes it go on from the same random state, so a warm cache and a
+    cold one give the same numbers afterwards.
     """
     if path is None:
         return compute()
     path = Path(path)
     if path.is_file():
         return torch.load(path, weights_only=True, map_location="cpu")
-    value = guard_rng(compute, what=path.name)
+    with kept_random_state():
+        value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     torch.save(value, tmp)

@@ -9,10 +9,10 @@ runs once, and in the source:
   own cells that takes fresh entropy (``np.random.default_rng()`` with no seed,
   ``random.seed()``, ``np.random.seed()``, ``torch.seed()``, ``torch.cuda.seed()``, ...) is
   recorded with its file and line;
-- **cache order** (:func:`guard_rng`): a computation whose result may be cached must leave the
-  global generators as it found them, or a run that loads it from the cache (no draw) and a run
-  that computes it (a draw) go on with different random states; :func:`advtut.book.cache.
-  load_or_compute` records every computation that moved them;
+- **cache order** is ruled out by construction: :func:`advtut.book.cache.load_or_compute` puts
+  the global generators back after a computation it caches, so a run that loads a value from
+  the cache (no draw) and a run that computes it (draws) go on from the same random state
+  (tested with :func:`rng_digest`);
 - **seeds from the clock or the system** (:func:`static_findings`): a seeding call whose
   argument reads a clock, a process id or an entropy source, and a generator built without a
   seed, found in the source of the package and the notebooks.
@@ -37,7 +37,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-__all__ = ["install", "installed", "findings", "reset", "rng_digest", "guard_rng",
+__all__ = ["install", "uninstall", "installed", "findings", "reset", "rng_digest",
            "static_findings", "notebook_code", "scan", "ENTROPY_SOURCES"]
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
@@ -73,8 +73,9 @@ def _wrap(owner, name: str, unseeded: Callable[..., bool], what: str) -> None:
     setattr(owner, name, wrapper)
 
 
-def _no_seed(seed=None, *args, **kwargs) -> bool:
-    return seed is None
+def _no_seed(*args, **kwargs) -> bool:
+    """No seed given: no first argument, whatever its name (``seed``, ``a``), or None."""
+    return (args[0] if args else next(iter(kwargs.values()), None)) is None
 
 
 def install() -> None:
@@ -89,6 +90,17 @@ def install() -> None:
     _wrap(torch.random, "seed", always, "torch.random.seed() (a seed from the system's entropy)")
     _wrap(torch.cuda, "seed", always, "torch.cuda.seed() (a seed from the system's entropy)")
     _wrap(torch.cuda, "seed_all", always, "torch.cuda.seed_all() (seeds from the system's entropy)")
+    _wrap(torch.cuda.random, "seed", always, "torch.cuda.seed() (a seed from the system's entropy)")
+    _wrap(torch.cuda.random, "seed_all", always,
+          "torch.cuda.seed_all() (seeds from the system's entropy)")
+
+
+def uninstall() -> None:
+    """Put the original seeding entry points back and clear the findings."""
+    for (owner, name), original in _INSTALLED.items():
+        setattr(owner, name, original)
+    _INSTALLED.clear()
+    reset()
 
 
 def installed() -> bool:
@@ -117,21 +129,6 @@ def rng_digest() -> str:
         for state in torch.cuda.get_rng_state_all():
             h.update(state.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def guard_rng(compute: Callable[[], object], *, what: str) -> object:
-    """``compute()``, recording a finding when it left the global generators in another state
-    than it found them (so that loading its value from a cache would change later draws).
-    Recorded only while a chapter is checked (:func:`installed`)."""
-    if not installed():
-        return compute()
-    before = rng_digest()
-    value = compute()
-    if rng_digest() != before:
-        _FINDINGS.append(f"cache order: computing {what} moved the global random generators, so "
-                         "a run that loads it from the cache draws differently afterwards; seed "
-                         "it inside advtut.seeding.seeded(...)")
-    return value
 
 
 # --- the source --------------------------------------------------------------------------------

@@ -50,7 +50,9 @@ __all__ = ["cache_namer", "MnistSubsets", "mnist_subsets", "build_model", "train
 
 def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
                 data: tuple[torch.Tensor, ...] = ()) -> Callable[..., object]:
-    """``kept(*parts)``: the cache file for ``parts`` (None when ``cache_dir`` is None), its name
+    """``kept(*parts, **inputs)``: the cache file for ``parts`` (None when ``cache_dir`` is None),
+    also keyed by ``inputs`` (what the caller chose: a seed, the tensors attacked or trained on,
+    digested), its name
     keyed by ``profile``, ``seed``, the profile's ``settings``, the ``device`` (a GPU's models
     differ from a CPU's in the last bits), a digest of the ``data`` tensors (another data root
     gives other files) and the source of the chapter's computing modules (this one and
@@ -63,8 +65,12 @@ def cache_namer(cache_dir, *, profile: str, seed: int, settings, device="cpu",
     code = (sys.modules[__name__], adversarial)
     key = {**dict(settings), "device": str(device), "data": data_digest(*data)}
 
-    def kept(*parts):
-        return cache_path(cache_dir, profile, seed, *parts, settings=key, code=code)
+    def kept(*parts, **inputs):
+        chosen = {f"input.{k}": data_digest(*v) if isinstance(v, tuple) and v
+                  and all(isinstance(e, torch.Tensor) for e in v) else v
+                  for k, v in inputs.items()}
+        return cache_path(cache_dir, profile, seed, *parts, settings={**key, **chosen},
+                          code=code)
 
     return kept
 
@@ -175,7 +181,7 @@ def train_models(specs, data, *, seeds, kept=None, prefix: str = "model",
     models, seconds = {}, {}
     for spec, (x, y), seed in zip(specs, data, seeds, strict=True):
         t0 = time.perf_counter()
-        cache = kept(prefix, spec.name) if kept else None
+        cache = kept(prefix, spec.name, seed=seed, data=(x, y), **train_kw) if kept else None
         with seeded(seed):
             models[spec.name] = train_model(spec, x, y, cache=cache, **train_kw)
         seconds[spec.name] = time.perf_counter() - t0
@@ -187,7 +193,8 @@ def attack_models(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
     """``{name: adversarial_set(model, x, y, seed=seed, convex=name in LINEAR, **kw)}``,
     each kept as ``(prefix, name)`` when ``kept`` (a :func:`cache_namer`) is given."""
     def one(name, model):
-        return _cached(kept(prefix, name) if kept else None, lambda: adversarial_set(
+        path = kept(prefix, name, seed=seed, data=(x, y), **kw) if kept else None
+        return _cached(path, lambda: adversarial_set(
             model, x, y, seed=seed, convex=name in LINEAR, desc=f"attack {name}", **kw),
             AdversarialSet)
 
@@ -290,7 +297,8 @@ def untargeted_distortions(models, sets, names, x, y, *, seed: int, kept=None,
     random label of sets[name])}`` over ``x`` (the first images of the sets)."""
     out = {}
     for name in names:
-        u = _cached(kept("untargeted", name) if kept else None, lambda: adversarial_set(
+        path = kept("untargeted", name, seed=seed, data=(x, y), **kw) if kept else None
+        u = _cached(path, lambda: adversarial_set(
             models[name], x, y, seed=seed, untargeted=True, convex=name in LINEAR,
             desc=f"attack {name}", **kw), AdversarialSet)
         out[name] = (float(u.distortion.mean()), float(sets[name].distortion[:len(x)].mean()))
