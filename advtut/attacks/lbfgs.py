@@ -62,7 +62,7 @@ from advtut.distances import rms
 from advtut.evaluation import require_eval_mode
 
 __all__ = ["LBFGSSearch", "lbfgs_attack", "refine_on_boundary", "penalty_objective", "CStep",
-           "c_search_step", "SearchState"]
+           "c_search_step", "SearchState", "prepare_search"]
 
 NORMS = ("l2", "l2_squared")
 
@@ -223,6 +223,31 @@ class SearchState:
                             n_iter=self.n_iter, n_solves=self.n_solves)
 
 
+def prepare_search(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                   settings: "LBFGSSearch", *, norm: str, convex: bool, what: str):
+    """The checks and the starting state every solver of the attack shares: ``(n, shape, flat,
+    net, search, c_stay)`` with ``flat`` ``(N, m)`` the inputs flattened, ``net`` the model on
+    flat inputs, ``search`` a fresh :class:`SearchState` and ``c_stay`` ``(N,)`` the penalty
+    weight above which a convex model's optimum is ``x`` itself (inf otherwise)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not isinstance(settings, LBFGSSearch):
+        raise ValueError(f"settings must be an LBFGSSearch, got {type(settings).__name__}")
+    require_eval_mode(model, what=what)
+    check_attack_inputs(model, x, target, targeted=True)
+    n, shape = x.shape[0], x.shape[1:]
+    flat = x.detach().flatten(1)
+
+    def net(z):  # (M, m) -> logits, in x's own shape
+        return model(z.reshape(-1, *shape))
+
+    search = SearchState(net, flat, target, settings)
+    c_stay = torch.full((n,), math.inf, dtype=flat.dtype, device=flat.device)
+    if norm == "l2" and convex:
+        c_stay = _stay_threshold(net, flat, target)
+    return n, shape, flat, net, search, c_stay
+
+
 def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
                  settings: LBFGSSearch = LBFGSSearch(), norm: str = "l2", convex: bool = False,
                  refine: bool = False, progress: bool = False) -> AttackResult:
@@ -240,23 +265,9 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
     :class:`AttackResult` holding, per example, the successful minimizer of smallest distortion
     (``distortion``: :func:`advtut.distances.rms`).
     """
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if not isinstance(settings, LBFGSSearch):
-        raise ValueError(f"settings must be an LBFGSSearch, got {type(settings).__name__}")
-    require_eval_mode(model, what="lbfgs_attack")
-    check_attack_inputs(model, x, target, targeted=True)
-    n, shape = x.shape[0], x.shape[1:]
-    flat = x.detach().flatten(1)
-
-    def net(z):  # (M, m) -> logits, in x's own shape
-        return model(z.reshape(-1, *shape))
-
+    n, shape, flat, net, search, c_stay = prepare_search(model, x, target, settings, norm=norm,
+                                                         convex=convex, what="lbfgs_attack")
     s = settings
-    search = SearchState(net, flat, target, s)
-    c_stay = torch.full((n,), math.inf, dtype=flat.dtype, device=flat.device)
-    if norm == "l2" and convex:
-        c_stay = _stay_threshold(net, flat, target)
     # every example in one L-BFGS state; when its solve for one c stops, it is booked and
     # restarted from x with the next c while the others go on (c is read at each call)
     fun = penalty_objective(net, flat, target, search.c, norm=norm)

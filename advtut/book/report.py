@@ -132,7 +132,7 @@ def ours_vs_source_figure(points: list[SourcePoint], titles: dict[str, str]):
     """A matplotlib Figure of ours (y) against the source (x), with the line y = x.
 
     One colour per chapter (in the order of ``titles``, chapter id to title), filled markers for
-    the full profile and hollow ones for quick; one panel per :func:`_panels`. ``points`` must
+    the full profile and hollow ones for quick; one panel per scale group (``_panels``). ``points`` must
     not be empty.
     """
     import matplotlib

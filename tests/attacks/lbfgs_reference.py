@@ -8,23 +8,13 @@ iterates in float64, the objective is evaluated in ``x``'s dtype). Imported by
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from advtut.attacks.base import AttackResult, check_attack_inputs
+from advtut.attacks.base import AttackResult
 from advtut.attacks.box_lbfgs import _value_and_grad
-from advtut.attacks.lbfgs import (
-    NORMS,
-    LBFGSSearch,
-    SearchState,
-    _stay_threshold,
-    penalty_objective,
-    refine_on_boundary,
-)
-from advtut.evaluation import require_eval_mode
+from advtut.attacks.lbfgs import LBFGSSearch, penalty_objective, prepare_search, refine_on_boundary
 
 __all__ = ["scipy_solve", "lbfgs_attack_scipy"]
 
@@ -56,21 +46,9 @@ def lbfgs_attack_scipy(model, x: torch.Tensor, target: torch.Tensor, *,
                        convex: bool = False, refine: bool = False) -> AttackResult:
     """:func:`~advtut.attacks.lbfgs.lbfgs_attack` with scipy's L-BFGS-B as the solver: the
     examples still searching solve their current ``c`` one after the other, then all move on."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    require_eval_mode(model, what="lbfgs_attack_scipy")
-    check_attack_inputs(model, x, target, targeted=True)
-    n, shape = x.shape[0], x.shape[1:]
-    flat = x.detach().flatten(1)
-
-    def net(z):
-        return model(z.reshape(-1, *shape))
-
+    n, shape, flat, net, search, c_stay = prepare_search(
+        model, x, target, settings, norm=norm, convex=convex, what="lbfgs_attack_scipy")
     s = settings
-    search = SearchState(net, flat, target, s)
-    c_stay = torch.full((n,), math.inf, dtype=flat.dtype, device=flat.device)
-    if norm == "l2" and convex:
-        c_stay = _stay_threshold(net, flat, target)
     c = search.c
     while search.todo.any():
         idx = search.todo.nonzero().squeeze(1)

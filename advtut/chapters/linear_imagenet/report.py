@@ -38,8 +38,9 @@ def toy_entries(toy: ToyExample) -> list[dict]:
 
 
 def initial_loss_entries(init: dict, *, data_note: str) -> list[dict]:
-    """The 1000-class initial losses of :func:`~advtut.chapters.linear_imagenet.experiments.
-    initial_losses` (``{(init std, classes): loss}``) beside :data:`SOURCE_INIT_LOSS`."""
+    """The 1000-class initial losses of
+    :func:`~advtut.chapters.linear_imagenet.experiments.initial_losses` (``{(init std, classes):
+    loss}``) beside :data:`SOURCE_INIT_LOSS`."""
     src = SOURCE_INIT_LOSS
     return [
         entry("initial loss, init std 1e-4, 1000 classes", init[(1e-4, 1000)],
@@ -83,7 +84,7 @@ def accuracy_entries(accs: dict, *, best: float, n_classes: int, data_note: str)
 def fooling_entries(pairs, fool, reached, start_names, class_names, *,
                     best: float) -> list[dict]:
     """Per ``(start, target)`` of ``pairs``: the template step's α from ``fool`` (a
-    :class:`~advtut.attacks.template.FoolResult`; null where ``reached[i]``, the pair's 0.99
+    :class:`~advtut.attacks.template.TemplateResult`; null where ``reached[i]``, the pair's 0.99
     mask, is false), and the invariant that every reached pair has target probability >= 0.99."""
     out = []
     for i, (s, t) in enumerate(pairs):
