@@ -54,8 +54,8 @@ class ToyExample:
 
 
 def toy_example(eps: float = 0.5) -> ToyExample:
-    """The source's numbers: ``x``, ``w`` (:data:`~advtut.chapters.linear_imagenet.source.TOY_X`,
-    :data:`~advtut.chapters.linear_imagenet.source.TOY_W`) in 10 dimensions,
+    """The source's numbers: ``x``, ``w`` (``TOY_X``, ``TOY_W`` of
+    :mod:`advtut.chapters.linear_imagenet.source`) in 10 dimensions,
     score -3 (P = 0.0474), and with ``x + 0.5 w`` score 2 (P = 0.88): every dimension gains
     ``eps |w_i|``, ``eps ||w||_1`` in all."""
     x = np.array(TOY_X, dtype=float)  # numpy input: the source's numbers
