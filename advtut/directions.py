@@ -13,7 +13,10 @@ and finds "no distinction". These functions make the comparison a number.
 - :func:`mean_overlap`: how much the top-k sets of a family's directions repeat each other;
 - :func:`live_units`: the units whose top-k is not a tie among silent images;
 - :func:`compare`: two samples of scores, by the probability that one beats the other (with a
-  bootstrap interval) and the Mann-Whitney U test.
+  bootstrap interval that can resample clusters, such as a convolutional layer's channels) and
+  the Mann-Whitney U test;
+- :func:`units_needed`: how many units an interval that decides would take (a power
+  calculation).
 
 Example::
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 
 __all__ = ["unit_directions", "random_directions", "class_mean_directions", "top_k_along",
            "random_subsets", "label_purity", "mean_pairwise_cosine", "mean_overlap", "live_units",
-           "Comparison", "compare"]
+           "Comparison", "compare", "units_needed"]
 
 
 def _check_features(features: torch.Tensor) -> None:
@@ -132,18 +135,20 @@ def label_purity(top: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def mean_pairwise_cosine(top: torch.Tensor, features: torch.Tensor, *,
                          chunk: int = 128) -> torch.Tensor:
     """The mean cosine between two different images of each row of ``top`` ``(M, k)``, in the
-    feature space ``features`` ``(N, D)`` (usually another layer's): ``(M,)`` float64. Rows are
-    gathered ``chunk`` at a time, so memory stays near ``chunk * k * D`` numbers."""
+    feature space ``features`` ``(N, D)`` (usually another layer's): ``(M,)`` float64. The
+    cosines are computed in the features' precision (float32 for a network's features: about
+    1e-7) and averaged in float64; rows are gathered ``chunk`` at a time, so memory stays near
+    ``chunk * k * D`` numbers."""
     _check_features(features)
     _check_top(top, len(features))
     k = top.shape[1]
     if k < 2:
         raise ValueError("k must be at least 2 for pairs")
-    norms = features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    u = features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)      # (N, D) unit rows
     out = []
     for rows in top.split(chunk):
-        u = (features[rows] / norms[rows]).double()                      # (m, k, D)
-        gram = u @ u.transpose(1, 2)                                      # (m, k, k)
+        g = u[rows]                                                          # (m, k, D)
+        gram = (g @ g.transpose(1, 2)).double()                             # (m, k, k)
         out.append((gram.sum((1, 2)) - gram.diagonal(dim1=1, dim2=2).sum(1)) / (k * (k - 1)))
     return torch.cat(out)
 
@@ -178,9 +183,12 @@ class Comparison:
 
     ``superiority``: P(a > b) + P(a = b) / 2 over all pairs, in [0, 1] (0.5: neither tends to
     score higher; Vargha and Delaney call ``|superiority - 0.5| < 0.06`` negligible);
-    ``low``, ``high``: its 95% percentile-bootstrap interval (both samples resampled, seeded);
-    ``u``: the Mann-Whitney U of ``a``; ``p_value``: its two-sided p-value (scipy's normal
-    approximation with tie and continuity corrections).
+    ``low``, ``high``: its 95% percentile-bootstrap interval (both samples resampled, seeded;
+    ``a`` by whole clusters when it has ``n_groups`` of them); ``u``: the Mann-Whitney U of
+    ``a``; ``p_value``: two-sided, from scipy's Mann-Whitney test (normal approximation with
+    tie and continuity corrections) when ``a``'s scores are independent, from the bootstrap's
+    standard error (a normal approximation) when they come in clusters; ``n_a``, ``n_b``: the
+    sample sizes; ``n_groups``: the clusters of ``a`` (None: every score its own).
     """
 
     superiority: float
@@ -190,6 +198,7 @@ class Comparison:
     p_value: float
     n_a: int
     n_b: int
+    n_groups: int | None = None
 
     @property
     def negligible(self) -> bool:
@@ -206,24 +215,85 @@ def _superiority_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (ranks.sum(1) - n_a * (n_a + 1) / 2) / (n_a * n_b)
 
 
-def compare(a: torch.Tensor, b: torch.Tensor, *, n_boot: int = 2_000, seed: int = 0
-            ) -> Comparison:
+def _cluster_boot(a: np.ndarray, b: np.ndarray, groups: np.ndarray, n_boot: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The superiority of ``n_boot`` resamples that draw ``a``'s clusters (all their scores
+    together) and ``b``'s scores with replacement."""
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    out = np.empty(n_boot)
+    for r in range(n_boot):
+        pick = rng.integers(0, len(members), len(members))
+        ra = a[np.concatenate([members[i] for i in pick])]
+        out[r] = _superiority_rows(ra[None], b[rng.integers(0, len(b), len(b))][None])[0]
+    return out
+
+
+def compare(a: torch.Tensor, b: torch.Tensor, *, groups=None, n_boot: int = 2_000,
+            seed: int = 0) -> Comparison:
     """Compare the scores ``a`` ``(n_a,)`` with ``b`` ``(n_b,)``; see :class:`Comparison`.
-    ``n_boot`` bootstrap resamples drawn from a generator seeded with ``seed``."""
-    from scipy.stats import mannwhitneyu
+    ``groups`` ``(n_a,)``: a cluster label per score of ``a`` (a convolutional layer's
+    coordinates at different positions of one channel are not independent: pass the channel),
+    so that the bootstrap resamples clusters; None: every score independent. ``n_boot``
+    bootstrap resamples drawn from a generator seeded with ``seed``."""
+    from scipy.stats import mannwhitneyu, norm
 
     a = torch.as_tensor(a).detach().double().flatten().cpu().numpy()
     b = torch.as_tensor(b).detach().double().flatten().cpu().numpy()
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"compare needs at least two scores on each side, got {len(a)} and {len(b)}")
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError("compare got NaN scores (a silent unit?): drop them first")
     res = mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")
     u = float(res.statistic)
     rng = np.random.default_rng(seed)
-    boot = []
-    for start in range(0, n_boot, 500):
-        r = min(500, n_boot - start)
-        boot.append(_superiority_rows(a[rng.integers(0, len(a), (r, len(a)))],
-                                      b[rng.integers(0, len(b), (r, len(b)))]))
-    low, high = np.quantile(np.concatenate(boot), [0.025, 0.975])
-    return Comparison(u / (len(a) * len(b)), float(low), float(high), u, float(res.pvalue),
-                      len(a), len(b))
+    n_groups = None
+    if groups is not None:
+        groups = torch.as_tensor(groups).flatten().cpu().numpy()
+        if groups.shape != a.shape:
+            raise ValueError(f"groups must give one cluster per score of a ({len(a)}), got "
+                             f"{groups.shape[0]}")
+        n_groups = len(np.unique(groups))
+        if n_groups < 2:
+            raise ValueError("groups must hold at least two clusters")
+        boot = _cluster_boot(a, b, groups, n_boot, rng)
+    else:
+        boot = np.concatenate([
+            _superiority_rows(a[rng.integers(0, len(a), (r, len(a)))],
+                              b[rng.integers(0, len(b), (r, len(b)))])
+            for r in (min(500, n_boot - s) for s in range(0, n_boot, 500))])
+    superiority = u / (len(a) * len(b))
+    low, high = np.quantile(boot, [0.025, 0.975])
+    p_value = float(res.pvalue)
+    if groups is not None:
+        se = float(boot.std())
+        p_value = 1.0 if se == 0 else float(2 * norm.sf(abs(superiority - 0.5) / se))
+    return Comparison(superiority, float(low), float(high), u, p_value, len(a), len(b),
+                      n_groups)
+
+
+def units_needed(superiority: float, n_random: int, *, band: float = 0.06,
+                 max_units: int = 1_000_000) -> int | None:
+    """How many units a comparison with ``n_random`` random directions would need for its 95%
+    interval to decide, if ``superiority`` were the truth: either lie within the negligible
+    band ``0.5 +- band`` or exclude 0.5, whichever a narrower interval reaches first. The
+    interval's half-width is taken as 1.96 standard errors of the Mann-Whitney estimate
+    (Hanley and McNeil, 1982, with ``Q1 = P / (2 - P)``, ``Q2 = 2 P^2 / (1 + P)``). Returns
+    None when even ``max_units`` would not do (``n_random`` is then too small)."""
+    p = float(superiority)
+    if not 0 < p < 1:
+        raise ValueError(f"superiority must lie in (0, 1), got {superiority}")
+    edge = abs(p - 0.5)
+    half = max(edge, band - edge)                        # the wider of the two targets
+    q1, q2 = p / (2 - p), 2 * p * p / (1 + p)
+
+    def width(n_a: int) -> float:
+        var = (p * (1 - p) + (n_a - 1) * (q1 - p * p) + (n_random - 1) * (q2 - p * p))
+        return 1.96 * float(np.sqrt(var / (n_a * n_random)))
+
+    if width(max_units) >= half:
+        return None
+    lo, hi = 2, max_units                                # width falls as n_a grows
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if width(mid) >= half else (lo, mid)
+    return lo

@@ -3,6 +3,7 @@ layers with known answers, small networks and the results gate."""
 import pytest
 import torch
 
+import advtut.chapters.directions.bases as bases
 import advtut.chapters.directions.experiments as ch3
 import advtut.chapters.directions.plots as plots
 import advtut.chapters.directions.report as report
@@ -33,20 +34,12 @@ def test_coherence_scores_indicator_units_as_pure():
     assert c.purity["class means"].tolist() == [1.0] * 4
     assert float(c.purity["random images"].mean()) < 0.7
     assert set(c.top) == set(ch3.FAMILIES) and all(t.shape[1] == 5 for t in c.top.values())
-    assert isinstance(c.tests[("purity", "random")], Comparison)
-    assert ch3.top_k_exact(feats, c.units, c.top["units"]) == 1.0
+    assert isinstance(c.tests[("purity", "random images")], Comparison)
+    assert set(c.tests) == {("purity", "random images"), ("cosine", "random images")}
     assert ch3.purity_position(c, "class means") == pytest.approx(1.0)
     # deterministic for a seed
     again = ch3.coherence(feats, feats, y, layer="toy", k=5, n_units=4, n_random=40, seed=0)
     assert torch.equal(again.top["random"], c.top["random"])
-
-
-def test_top_k_exact_catches_a_wrong_selection():
-    feats, y = _indicator_layer()
-    c = ch3.coherence(feats, feats, y, layer="toy", k=5, n_units=2, n_random=5, seed=1)
-    wrong = c.top["units"].clone()
-    wrong[0, 0] = int(feats[:, int(c.units[0])].argmin())
-    assert ch3.top_k_exact(feats, c.units, wrong) == 0.5
 
 
 def test_verdict_reads_the_interval():
@@ -54,17 +47,17 @@ def test_verdict_reads_the_interval():
         return Comparison(p, low, high, 0.0, 0.01, 200, 200)
     assert ch3.verdict(c(0.52, 0.47, 0.555)) == "no distinction"
     assert ch3.verdict(c(0.56, 0.50, 0.62)) == "inconclusive"
-    assert ch3.verdict(c(0.60, 0.53, 0.66)) == "units more coherent (small)"
-    assert ch3.verdict(c(0.30, 0.24, 0.37)) == "random directions more coherent (medium)"
+    assert ch3.verdict(c(0.60, 0.53, 0.66)) == "units higher (small)"
+    assert ch3.verdict(c(0.30, 0.24, 0.37)) == "random directions higher (medium)"
     assert ch3.verdict(c(0.40, 0.34, 0.47), other="random images") == \
-        "random images more coherent (small)"
+        "random images higher (small)"
     assert [ch3.effect_size(e) for e in (0.05, 0.1, 0.2, 0.3)] == \
         ["negligible", "small", "medium", "large"]
     assert report.agreement(["no distinction"] * 2) == "yes"
     assert report.agreement(["no distinction", "inconclusive"]) == "in part"
-    assert report.agreement(["no distinction", "units more coherent (small)"]) == \
+    assert report.agreement(["no distinction", "units higher (small)"]) == \
         "nearly (small differences)"
-    assert report.agreement(["inconclusive", "units more coherent (large)"]) == "no"
+    assert report.agreement(["inconclusive", "units higher (large)"]) == "no"
     assert report.agreement(["inconclusive"] * 2) == "not settled"
 
 
@@ -134,7 +127,7 @@ def test_report_entries_pass_the_gate_and_figures_draw():
     feats, y = _indicator_layer()
     layers = {"toy": ch3.coherence(feats, feats, y, layer="toy", k=5, n_units=6, n_random=30,
                                    seed=0)}
-    res = report.entries("toy net", layers, {"toy": feats})
+    res = report.entries("toy net", layers)
     doc = {"chapter": "03_units_directions", "profile": "quick", "seed": 0, "device": "cpu",
            "runtime_s": 1.0, "results": res}
     assert check_results(doc) == []
@@ -146,5 +139,126 @@ def test_report_entries_pass_the_gate_and_figures_draw():
     assert len(fig.axes) == 3 * 5
     with pytest.raises(ValueError, match="family must be"):
         plots.rows_figure(images, y, layers["toy"], "class means", "0123", n_rows=2)
-    assert report.largest_edge(layers) <= 0.5
-    assert len(report.verdict_table({"toy": layers}).data) == 1
+
+
+def _tiny_mnist_cnn(seed=0):
+    torch.manual_seed(seed)
+    return MnistCNN(widths=(4, 8), hidden=16).eval()
+
+
+def test_readouts_rebuild_the_network_above_each_layer():
+    x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    cnn = _tiny_mnist_cnn()
+    f = layer_features(cnn, x, ["relu3", "pool2"])
+    with torch.no_grad():
+        logits = cnn(x).double()
+    y = logits.argmax(1)
+    for name in ("relu3", "pool2"):
+        layer = bases.mnist_layer(cnn, f, name)
+        assert torch.allclose(layer.readout.rest(layer.readout.pre), logits, atol=1e-5)
+        assert bases.ablation_check(cnn, x, y, layer) < 1e-5
+    assert bases.mnist_layer(cnn, f, "pool2").positions == 49
+    torch.manual_seed(0)
+    img = ImageCNN(widths=(4, 8, 8), n_classes=3).eval()
+    xi = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    fi = layer_features(img, xi, ["avgpool", "pool1", "pool2"])
+    with torch.no_grad():
+        li = img(xi).double()
+    for name in ("avgpool", "pool1", "pool2"):
+        layer = bases.Layer(name, fi[name], bases.readout(img, name, fi[name]))
+        assert torch.allclose(layer.readout.rest(layer.readout.pre), li, atol=1e-5)
+        assert bases.ablation_check(img, xi, li.argmax(1), layer) < 1e-5
+    with pytest.raises(ValueError, match="readout knows"):
+        bases.readout(img, "pool3", fi["pool2"])
+
+
+def _toy_relu3(n=600, seed=0):
+    """A 'relu3' of 24 ReLU units over 600 images of 4 classes, with a linear readout."""
+    from advtut.basis import Readout
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(4).repeat(n // 4)
+    centres = torch.randn(4, 24, generator=g, dtype=torch.float64)
+    feats = (centres[y] + torch.randn(n, 24, generator=g, dtype=torch.float64)).relu()
+    w = torch.randn(4, 24, generator=g, dtype=torch.float64)
+    ro = Readout(feats @ w.T, lambda v: v @ w.T, lambda z: z)
+    judge = feats + 0.1 * torch.randn(n, 24, generator=g, dtype=torch.float64)
+    return bases.Layer("relu3", feats.float(), ro), judge.float(), y
+
+
+_OPTS = dict(ks=(4, 8), n_units=24, n_random=120, n_ablate=24, ablate_images=None)
+
+
+def test_basis_test_separates_an_aligned_code_and_not_its_rotation():
+    from advtut.basis import aligned_code, random_rotation, rotate
+    y = torch.arange(4).repeat(150)
+    code, ro = aligned_code(y, dim=24, seed=0)
+    judge = torch.rand(600, 5, generator=torch.Generator().manual_seed(0))
+    yes = bases.basis_test(bases.Layer("code", code, ro), judge, y, seed=0, **_OPTS)
+    assert set(yes.tests) == {*bases.row_scores((4, 8)), *bases.BASIS_SCORES}
+    for score in bases.BASIS_SCORES:
+        assert yes.tests[score].low > 0.56 and bases.sees_basis(yes.tests[score])
+    r = rotate(code, ro, random_rotation(24, seed=1))
+    no = bases.basis_test(bases.Layer("turned", r.features, r.readout), judge, y, seed=0,
+                          **_OPTS)
+    for score in bases.BASIS_SCORES:
+        assert not bases.sees_basis(no.tests[score])
+    # channels: the bootstrap resamples them and the units say which they belong to
+    conv = bases.basis_test(bases.Layer("code", code, ro, positions=4), judge, y, seed=0,
+                            **_OPTS)
+    assert conv.n_groups == 6 and conv.tests["kurtosis"].n_groups == 6
+    assert torch.equal(conv.groups, conv.units // 4)
+    # no readout: no ablation
+    plain = bases.basis_test(bases.Layer("code", code), judge, y, seed=0, **_OPTS)
+    assert "ablation" not in plain.tests
+
+
+def test_controls_report_and_gate():
+    relu3, judge, y = _toy_relu3()
+    ctrl, facts = bases.controls(relu3, judge, y, code_dim=24, ica_components=8, ica_fit=None,
+                                 seed=0, **_OPTS)
+    assert list(ctrl) == [name for name, _ in bases.CONTROLS]
+    assert all(v <= 1e-12 for v in facts["gram"].values())
+    sees = bases.control_verdicts(ctrl)
+    assert set(sees) == set(ctrl["sparse aligned code"].tests)
+    assert all(v in ("sees the basis", "blind") or v.startswith("misses ") for v in sees.values())
+    assert sees["kurtosis"] != "blind"
+    facts["ablation_check"] = {"relu3": 1e-9}
+    real = {"relu3": bases.basis_test(relu3, judge, y, seed=0, **_OPTS)}
+    res = [*report.control_entries(ctrl, sees, facts), *report.layer_entries("toy", real)]
+    doc = {"chapter": "03_units_directions", "profile": "quick", "seed": 0, "device": "cpu",
+           "runtime_s": 1.0, "results": res}
+    assert check_results(doc) == []
+    names = [r["name"] for r in res]
+    assert len(names) == len(set(names))
+    assert any(n.startswith("positive control: ") for n in names)
+    assert any(n.startswith("negative control: ") for n in names)
+    bad, total = report.false_alarms(ctrl)
+    assert 0 <= bad <= total == 4 * 7
+    for shown in (report.controls_table(ctrl, sees), report.negative_table(ctrl),
+                  report.layers_table(real, sees, "toy"), report.verdict_table(real, sees),
+                  report.networks_table([real, real], [0, 1]),
+                  report.power_table(real["relu3"], 120)):
+        assert len(shown.data) >= 7
+    answer = report.claim(real, sees)
+    assert set(answer) == {"holds", "nearly", "fails", "open"}
+    assert len(plots.plot_intervals(ctrl).axes) == 1
+
+
+def test_claim_and_reading_follow_the_verdicts():
+    def t(p, low, high):
+        return Comparison(p, low, high, 0.0, 0.01, 200, 200)
+    layer = bases.BasisTest("x", torch.arange(3), None,
+                            {}, {"kurtosis": t(0.8, 0.75, 0.85), "ablation": t(0.5, 0.47, 0.53),
+                                 "label purity (k=8)": t(0.52, 0.40, 0.64)})
+    sees = {"kurtosis": "sees the basis", "ablation": "misses clustered aligned code",
+            "label purity (k=8)": "blind"}
+    answer = report.claim({"x": layer}, sees)
+    assert answer == {"holds": "ablation", "nearly": "none", "fails": "kurtosis",
+                      "open": "label purity (k=8)"}
+    assert "not random directions" in report.reading(layer.tests["kurtosis"], sees["kurtosis"])
+    assert report.reading(layer.tests["ablation"], sees["ablation"]).endswith(
+        "but the clustered aligned code")
+    assert "no evidence" in report.reading(layer.tests["label purity (k=8)"], "blind")
+    assert [report.key(s) for s in ("label purity (k=8)", "judge cosine (k=32)", "kurtosis",
+                                    "class selectivity", "ablation")] == \
+        ["purity8", "cosine32", "kurtosis", "selectivity", "ablation"]

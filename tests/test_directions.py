@@ -127,3 +127,40 @@ def test_scores_check_their_rows():
     top = torch.randint(0, 40, (30, 4), generator=torch.Generator().manual_seed(1))
     assert torch.allclose(mean_pairwise_cosine(top, feats, chunk=7),
                           mean_pairwise_cosine(top, feats, chunk=1000))
+
+
+def test_cluster_bootstrap_widens_the_interval_of_clustered_scores():
+    from advtut.directions import compare
+    g = torch.Generator().manual_seed(0)
+    # 20 clusters of 25 scores: each cluster shares an offset, so 500 scores hold about 20
+    # independent pieces of information
+    offsets = torch.randn(20, generator=g, dtype=torch.float64).repeat_interleave(25)
+    a = offsets + 0.1 * torch.randn(500, generator=g, dtype=torch.float64)
+    b = torch.randn(500, generator=g, dtype=torch.float64)
+    groups = torch.arange(20).repeat_interleave(25)
+    naive, clustered = compare(a, b), compare(a, b, groups=groups)
+    assert clustered.superiority == naive.superiority and clustered.n_groups == 20
+    assert naive.n_groups is None
+    assert clustered.high - clustered.low > 2 * (naive.high - naive.low)
+    # one score per cluster: the cluster bootstrap is the plain one
+    single = compare(a[:50], b[:50], groups=torch.arange(50))
+    plain = compare(a[:50], b[:50])
+    assert abs((single.high - single.low) - (plain.high - plain.low)) < 0.05
+    with pytest.raises(ValueError, match="one cluster per score"):
+        compare(a, b, groups=groups[:10])
+    with pytest.raises(ValueError, match="NaN"):
+        compare(torch.tensor([1.0, float("nan")]), b)
+
+
+def test_units_needed_meets_its_half_width():
+    from advtut.directions import units_needed
+    # at P = 0.5 the target is the negligible band's half-width, 0.06
+    n = units_needed(0.5, 1_000)
+    assert n == 98                                         # (n + 1001) / (12 n 1000) < (0.06 / 1.96)^2
+    var = (n + 1_000 + 1) / (12 * n * 1_000)
+    assert 1.96 * var ** 0.5 < 0.06 < 1.96 * ((n - 1 + 1_001) / (12 * (n - 1) * 1_000)) ** 0.5
+    # the hardest case is |P - 0.5| = 0.03: both targets are 0.03 away
+    assert units_needed(0.53, 1_000) > units_needed(0.6, 1_000) > units_needed(0.8, 1_000)
+    assert units_needed(0.53, 50) is None                  # 50 random directions cannot do it
+    with pytest.raises(ValueError, match="superiority must lie in"):
+        units_needed(1.0, 100)

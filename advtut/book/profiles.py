@@ -32,14 +32,27 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "03_units_directions": {
         # The MNIST CNN itself is trained as "mnist_cnn" says. k: images per direction (a row of
-        # the figures); n_units, n_random: units drawn among the live ones (all of them when
-        # fewer are live), random directions and random k-subsets per layer; n_rows: rows per
+        # the figures, the families' tables); ks: the k of the top-k scores in the tests;
+        # n_units, n_random: units drawn among the live ones (all of them when fewer are live),
+        # random directions and random k-subsets per layer; n_ablate, ablate_images: directions
+        # of each kind projected out, over that many test images (None: all); code_dim: units of
+        # the synthetic aligned codes; ica_components, ica_fit: relu3's ICA basis and the images
+        # it is fitted on; photo_conv_ablation: whether the photo CNN's convolutional layer is
+        # ablated too (its readout runs a convolutional block per direction, about 0.1 s on the
+        # 2-core CPU, so quick leaves it out and says so); n_networks: independently trained
+        # MNIST CNNs (seeds seed, seed + 1, ...), the unit of replication for a claim about
+        # networks: one in quick (the chapter says so), three in full; n_rows: rows per
         # figure. The flowers CNN (used when no ImageNet AlexNet is loaded): image size, widths
+        # (full: 256 units in the last feature layer, which quick's power calculation asks for)
         # and epochs.
-        "quick": dict(k=8, n_units=1_000, n_random=1_000, n_rows=4, flower_size=64,
+        "quick": dict(k=8, ks=(8, 32), n_units=1_000, n_random=1_000, n_ablate=200,
+                      ablate_images=2_000, code_dim=64, ica_components=64, ica_fit=5_000,
+                      photo_conv_ablation=False, n_networks=1, n_rows=4, flower_size=64,
                       flower_widths=(16, 32, 64), flower_epochs=5),
-        "full": dict(k=8, n_units=3_000, n_random=3_000, n_rows=4, flower_size=128,
-                     flower_widths=(32, 64, 128), flower_epochs=30),
+        "full": dict(k=8, ks=(8, 32), n_units=3_000, n_random=3_000, n_ablate=1_000,
+                     ablate_images=None, code_dim=256, ica_components=128, ica_fit=None,
+                     photo_conv_ablation=True, n_networks=3, n_rows=4, flower_size=128,
+                     flower_widths=(32, 64, 256), flower_epochs=30),
     },
     "04_lbfgs_mnist": {
         # quick: every table on a seeded 10,000-image subset with capped L-BFGS, 200 attacked

@@ -38,7 +38,7 @@ from advtut.features import layer_features
 
 __all__ = ["FAMILIES", "MNIST_LAYERS", "MNIST_JUDGE", "FLOWER_LAYERS", "FLOWER_JUDGE",
            "ALEXNET_LAYERS", "ALEXNET_JUDGE", "layer_features", "imagenet_transform", "PhotoNet",
-           "photo_network", "Coherence", "coherence", "top_k_exact", "verdict", "effect_size",
+           "photo_network", "photo_layers", "Coherence", "coherence", "verdict", "effect_size",
            "purity_position"]
 
 
@@ -117,6 +117,25 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
                     acc)
 
 
+def photo_layers(photo: PhotoNet) -> dict:
+    r"""The studied layers of ``photo`` as :class:`~advtut.chapters.directions.bases.Layer`\ s:
+    with the network above each for the book's ImageCNN (AlexNet's is not rebuilt: no
+    ablation), and the positions per channel of the convolutional one."""
+    from advtut.chapters.directions.bases import Layer, readout
+    from advtut.models import ImageCNN
+
+    out = {}
+    for name in photo.layers:
+        feats = photo.features[name]
+        if isinstance(photo.model, ImageCNN):
+            ro = readout(photo.model, name, feats)
+            positions = None if name == "avgpool" else feats.shape[1] // photo.model.widths[1]
+        else:
+            ro, positions = None, (None if name == "fc7" else 36)
+        out[name] = Layer(name, feats, ro, positions)
+    return out
+
+
 @dataclass(frozen=True)
 class Coherence:
     """One layer's comparison.
@@ -126,8 +145,9 @@ class Coherence:
     ``(U,)``: the units drawn among those; ``top``: for each family of :data:`FAMILIES`,
     its top-k images ``(M, k)`` (indices into the pool); ``purity``, ``cosine``: for each
     family its scores ``(M,)`` (label purity, mean centred cosine in the judge layer); ``tests``:
-    ``(score, other family)
-    -> Comparison`` of the units against that family.
+    ``(score, "random images") -> Comparison`` of the units against k random images (the
+    comparison with random directions, on every score and after the controls, is
+    :func:`advtut.chapters.directions.bases.basis_test`'s).
     """
 
     layer: str
@@ -145,17 +165,20 @@ class Coherence:
 
 
 def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, layer: str,
-              k: int, n_units: int, n_random: int, seed: int) -> Coherence:
+              k: int, n_units: int, n_random: int, seed: int,
+              positions: int | None = None, live_k: int | None = None) -> Coherence:
     """Units, random directions and the baselines of one layer, scored.
 
     ``features`` ``(N, D)``: the layer over the pool of held-out images; ``judge`` ``(N, D')``:
     another layer, where the top-k images' similarity is measured (centred on the pool's mean, so
     that the shared positive part of ReLU features does not make every cosine near 1); ``y``
     ``(N,)``: the pool's labels. ``n_units`` units are drawn (seeded) among the live ones (all of
-    them if fewer), ``n_random`` random directions and ``n_random`` random k-subsets. The units
-    are compared (:func:`advtut.directions.compare`) with the signed random directions and
-    with the random images; the non-negative directions' rows repeat each other too much for a
-    test (see their overlap), so they get scores only.
+    them if fewer; live at ``live_k`` images, default ``k``), ``n_random`` random directions and
+    ``n_random`` random k-subsets. The units are compared (:func:`advtut.directions.compare`)
+    with the random images; for a convolutional layer, ``positions`` (H * W per channel) makes
+    the bootstrap resample channels. The units and the signed random directions are drawn as
+    :func:`~advtut.chapters.directions.bases.basis_test` draws them (same ``seed`` and
+    ``live_k``), so its rows are these.
     """
     if len(judge) != len(features) or y.shape != (len(features),):
         raise ValueError(f"features, judge and y must cover the same {len(features)} images, got "
@@ -164,7 +187,7 @@ def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, l
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ValueError(f"{name} must be an integer of at least 2, got {value!r}")
     dim = features.shape[1]
-    live = live_units(features, k)
+    live = live_units(features, k if live_k is None else live_k)
     if len(live) < 2:
         raise ValueError(f"layer {layer!r}: only {len(live)} of its {dim} units fire on at least "
                          f"{k} images; choose another layer or a smaller k")
@@ -181,38 +204,28 @@ def coherence(features: torch.Tensor, judge: torch.Tensor, y: torch.Tensor, *, l
     centred = judge.float() - judge.float().mean(0)
     purity = {f: label_purity(t, y) for f, t in top.items()}
     cosine = {f: mean_pairwise_cosine(t, centred) for f, t in top.items()}
-    tests = {}
-    for other in ("random", "random images"):
-        tests[("purity", other)] = compare(purity["units"], purity[other], seed=seed)
-        tests[("cosine", other)] = compare(cosine["units"], cosine[other], seed=seed)
+    groups = None if positions is None else units // positions
+    tests = {(score, "random images"): compare(values["units"], values["random images"],
+                                               groups=groups, seed=seed)
+             for score, values in (("purity", purity), ("cosine", cosine))}
     return Coherence(layer, dim, len(live), units, top, purity, cosine, tests)
-
-
-def top_k_exact(features: torch.Tensor, units: torch.Tensor, top: torch.Tensor) -> float:
-    """The share of ``units`` whose ``top`` ``(U, k)`` images hold exactly the k largest values
-    of the unit's column (checked against a full sort, independently of ``topk``): 1.0 when the
-    selection is right."""
-    k = top.shape[1]
-    ok = [torch.equal(features[t, u].sort(descending=True).values,
-                      features[:, u].sort(descending=True).values[:k])
-          for u, t in zip(units.tolist(), top)]
-    return sum(ok) / len(ok)
 
 
 def verdict(c: Comparison, *, other: str = "random directions") -> str:
     """The source's claim put to a number, from the 95% interval of the probability ``P`` that
     a unit's row scores higher than one of ``other``'s: ``"no distinction"`` when the whole
-    interval is negligible (within [0.44, 0.56]); ``"units more coherent"`` or ``"<other>
-    more coherent"`` when it excludes 0.5 on that side, followed by the size of ``|P - 0.5|``
+    interval is negligible (within [0.44, 0.56]); ``"units higher"`` or ``"<other> higher"``
+    when it excludes 0.5 on that side (for the top-k scores: more coherent), followed by the
+    size of ``|P - 0.5|``
     on Vargha and Delaney's scale in brackets (``"(small)"``); otherwise ``"inconclusive"``
     (more directions would tell)."""
     if c.negligible:
         return "no distinction"
     size = effect_size(abs(c.superiority - 0.5))
     if c.low > 0.5:
-        return f"units more coherent ({size})"
+        return f"units higher ({size})"
     if c.high < 0.5:
-        return f"{other} more coherent ({size})"
+        return f"{other} higher ({size})"
     return "inconclusive"
 
 

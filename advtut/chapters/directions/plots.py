@@ -6,10 +6,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from advtut.chapters.directions.bases import BasisTest
 from advtut.chapters.directions.experiments import FAMILIES, Coherence
 from advtut.plotting.images import to_hwc
 
-__all__ = ["rows_figure", "plot_scores"]
+__all__ = ["rows_figure", "plot_scores", "plot_intervals"]
 
 _COLORS = {"units": "tab:blue", "random": "tab:orange", "random ≥ 0": "tab:green",
            "random images": "tab:gray", "class means": "tab:red"}
@@ -70,5 +71,42 @@ def plot_scores(layers: dict[str, Coherence], *, title: str = ""):
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    plt.close(fig)
+    return fig
+
+
+def plot_intervals(rows: dict[str, BasisTest], *, title: str = "", band: float = 0.06):
+    """A forest plot: one line of the y axis per entry of ``rows`` (a control or a real layer,
+    top to bottom), and for every score its ``P`` = P(unit's score > random direction's) with
+    the 95% interval, offset a little per score; 0.5 (no distinction) and the negligible band
+    ``0.5 +- band`` are marked."""
+    scores = list(next(iter(rows.values())).tests)
+    colors = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) * 1.6 + 1.2))
+    ax.axvspan(0.5 - band, 0.5 + band, color="0.9", zorder=0, label="negligible band")
+    ax.axvline(0.5, color="0.4", lw=0.8, zorder=1)
+    step = 0.8 / max(len(scores), 1)
+    for j, score in enumerate(scores):
+        ys, ps, lo, hi = [], [], [], []
+        for i, bt in enumerate(rows.values()):
+            if score not in bt.tests:
+                continue
+            t = bt.tests[score]
+            ys.append(i + (j - (len(scores) - 1) / 2) * step)
+            ps.append(t.superiority)
+            lo.append(t.superiority - t.low)
+            hi.append(t.high - t.superiority)
+        ax.errorbar(ps, ys, xerr=[lo, hi], fmt="o", ms=3.5, lw=1.2, capsize=0,
+                    color=colors(j), label=score)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(list(rows), fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("P(unit's score > random direction's), with 95% interval")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(rows)), ncol=4,
+              fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     plt.close(fig)
     return fig
