@@ -194,7 +194,8 @@ def test_basis_test_separates_an_aligned_code_and_not_its_rotation():
     code, ro = aligned_code(y, dim=24, seed=0)
     judge = torch.rand(600, 5, generator=torch.Generator().manual_seed(0))
     yes = bases.basis_test(bases.Layer("code", code, ro), judge, y, seed=0, **_OPTS)
-    assert set(yes.tests) == {*bases.row_scores((4, 8)), *bases.BASIS_SCORES}
+    assert set(yes.tests) == {"label purity (k=4)", "judge cosine (k=4)", "label purity (k=8)",
+                              "judge cosine (k=8)", *bases.BASIS_SCORES}
     for score in bases.BASIS_SCORES:
         assert yes.tests[score].low > 0.56 and bases.sees_basis(yes.tests[score])
     r = rotate(code, ro, random_rotation(24, seed=1))

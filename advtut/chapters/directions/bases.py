@@ -41,17 +41,12 @@ from advtut.directions import (
 )
 from advtut.models import ImageCNN, MnistCNN
 
-__all__ = ["BASIS_SCORES", "row_scores", "Layer", "readout", "mnist_layer", "BasisTest",
+__all__ = ["BASIS_SCORES", "Layer", "readout", "mnist_layer", "BasisTest",
            "basis_test", "ablation_check", "CONTROLS", "POSITIVE", "controls", "sees_basis",
            "control_verdicts"]
 
 #: The statistics of a direction's projections, which a rotation of the layer changes.
 BASIS_SCORES = ("kurtosis", "class selectivity", "ablation")
-
-
-def row_scores(ks) -> tuple[str, ...]:
-    """The names of the top-k scores for each ``k`` of ``ks``: label purity and judge cosine."""
-    return tuple(f"{s} (k={k})" for k in ks for s in ("label purity", "judge cosine"))
 
 
 @dataclass(frozen=True)
@@ -75,47 +70,52 @@ def _double(module):
     return copy.deepcopy(module).double().eval().cpu()
 
 
+def _consumer(model, layer: str):
+    """The module whose input is ``layer``'s output (flattened where the network flattens it)."""
+    if isinstance(model, MnistCNN) and layer in ("relu3", "pool2"):
+        return model.fc2 if layer == "relu3" else model.fc1
+    if isinstance(model, ImageCNN):
+        if layer == "avgpool":
+            return model.fc
+        names = [f"pool{i}" for i in range(1, len(model.widths))]
+        if layer in names:
+            return model.convs[names.index(layer) + 1]
+    raise ValueError(f"readout knows MnistCNN's 'relu3' and 'pool2' and ImageCNN's 'avgpool' "
+                     f"and pool layers below the last block, got {type(model).__name__} {layer!r}")
+
+
 def readout(model, layer: str, features: torch.Tensor) -> Readout:
     """The network above ``layer`` of the book's :class:`~advtut.models.MnistCNN` (``"relu3"``,
     ``"pool2"``) or :class:`~advtut.models.ImageCNN` (``"avgpool"``, ``"pool1"``, ...), over the
     pool's ``features`` ``(N, D)`` (flattened as :func:`advtut.features.layer_features` gives
     them), on the CPU in float64. ImageCNN's BatchNorm runs in eval mode."""
     h = features.double().cpu()
-    if isinstance(model, MnistCNN) and layer in ("relu3", "pool2"):
-        fc1, fc2 = _double(model.fc1), _double(model.fc2)
-        first, rest = (fc2, (lambda z: z)) if layer == "relu3" else (fc1, lambda z: fc2(F.relu(z)))
+    first = _double(_consumer(model, layer))                 # the first linear map above
+    if isinstance(model, ImageCNN) and layer != "avgpool":
+        i = int(layer.removeprefix("pool"))                    # the next block's index
+        bns, convs, fc = _double(model.bns), _double(model.convs), _double(model.fc)
+        c = model.widths[i - 1]
+        side = int(round((h.shape[1] / c) ** 0.5))
+
+        def linear(v):
+            return first(v.view(-1, c, side, side)).flatten(1)
+
+        def rest(z):
+            z = z.view(len(z), model.widths[i], side, side)
+            z = F.max_pool2d(F.relu(bns[i](z)), 2)
+            for conv, bn in zip(convs[i + 1:], bns[i + 1:]):
+                z = F.max_pool2d(F.relu(bn(conv(z))), 2)
+            return fc(F.adaptive_avg_pool2d(z, 1).flatten(1))
+
         with torch.no_grad():
-            pre = first(h)
-        return Readout(pre, lambda v: v @ first.weight.detach().T, _no_grad(rest))
-    if isinstance(model, ImageCNN):
-        names = [f"pool{i}" for i in range(1, len(model.widths))]
-        if layer == "avgpool":
-            fc = _double(model.fc)
-            with torch.no_grad():
-                pre = fc(h)
-            return Readout(pre, lambda v: v @ fc.weight.detach().T, lambda z: z)
-        if layer in names:
-            i = names.index(layer) + 1                              # the next block's index
-            convs, bns, fc = _double(model.convs), _double(model.bns), _double(model.fc)
-            c = model.widths[i - 1]
-            side = int(round((h.shape[1] / c) ** 0.5))
-            shape = (c, side, side)
-
-            def linear(v):
-                return convs[i](v.view(-1, *shape)).flatten(1)
-
-            def rest(z):
-                z = z.view(len(z), model.widths[i], side, side)
-                z = F.max_pool2d(F.relu(bns[i](z)), 2)
-                for conv, bn in zip(convs[i + 1:], bns[i + 1:]):
-                    z = F.max_pool2d(F.relu(bn(conv(z))), 2)
-                return fc(F.adaptive_avg_pool2d(z, 1).flatten(1))
-
-            with torch.no_grad():
-                pre = torch.cat([linear(b) for b in h.split(256)])
-            return Readout(pre, _no_grad(linear), _no_grad(rest))
-    raise ValueError(f"readout knows MnistCNN's 'relu3' and 'pool2' and ImageCNN's 'avgpool' "
-                     f"and pool layers below the last block, got {type(model).__name__} {layer!r}")
+            pre = torch.cat([linear(b) for b in h.split(256)])
+        return Readout(pre, _no_grad(linear), _no_grad(rest))
+    fc2 = _double(model.fc2) if isinstance(model, MnistCNN) else None
+    rest = (lambda z: fc2(F.relu(z))) if isinstance(model, MnistCNN) and layer == "pool2" \
+        else (lambda z: z)
+    with torch.no_grad():
+        pre = first(h)
+    return Readout(pre, lambda v: v @ first.weight.detach().T, _no_grad(rest))
 
 
 def _no_grad(fn):
@@ -196,19 +196,6 @@ def basis_test(layer: Layer, judge: torch.Tensor, y: torch.Tensor, *, ks, n_unit
         gu = None if groups is None else groups[:len(su)]
         tests[name] = compare(su, sr, groups=gu, seed=seed)
     return BasisTest(layer.name, units, groups, scores, tests)
-
-
-def _consumer(model, layer: str):
-    """The module whose input is ``layer``'s output (flattened where the network flattens it)."""
-    if isinstance(model, MnistCNN) and layer in ("relu3", "pool2"):
-        return model.fc2 if layer == "relu3" else model.fc1
-    if isinstance(model, ImageCNN):
-        if layer == "avgpool":
-            return model.fc
-        names = [f"pool{i}" for i in range(1, len(model.widths))]
-        if layer in names:
-            return model.convs[names.index(layer) + 1]
-    raise ValueError(f"no consumer module known for {type(model).__name__} {layer!r}")
 
 
 def ablation_check(model, x: torch.Tensor, y: torch.Tensor, layer: Layer, *, n: int = 3,

@@ -131,7 +131,8 @@ def photo_layers(photo: PhotoNet) -> dict:
             ro = readout(photo.model, name, feats)
             positions = None if name == "avgpool" else feats.shape[1] // photo.model.widths[1]
         else:
-            ro, positions = None, (None if name == "fc7" else 36)
+            # pool5 is (256, 6, 6) flattened; fc7 is a vector
+            ro, positions = None, (None if name == "fc7" else feats.shape[1] // 256)
         out[name] = Layer(name, feats, ro, positions)
     return out
 

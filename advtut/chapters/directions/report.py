@@ -34,7 +34,7 @@ def summary_table(c: Coherence, caption: str):
                         "cosine (mean)", "cosine (median)", "overlap"], caption=caption, digits=3)
 
 
-_OTHER = {"random": "random directions", "random images": "random images"}
+_OTHER = {"random images": "random images"}
 
 
 def _interval(t) -> str:
