@@ -1,9 +1,12 @@
 """An ipywidgets explorer for a 2-feature classifier: two sliders, live probabilities and map.
 
 Widgets need a live kernel: in the rendered (static) book the same view appears as an ordinary
-figure drawn by :func:`advtut.plotting.plot_explorer_view`.
+figure drawn by :func:`advtut.plotting.plot_explorer_view`, and a book build (which sets
+:data:`advtut.book.execute.HEADLESS`) builds no widget at all.
 """
 from __future__ import annotations
+
+import os
 
 import matplotlib.pyplot as plt
 
@@ -24,7 +27,13 @@ def explorer_figure(model: LinearSoftmax, grid: Grid, point, class_names, *, fea
 
 def explorer(model: LinearSoftmax, grid: Grid, class_names, *, start=(4.0, 1.2),
              feature_names=None, x=None, y=None, unit: str = ""):
-    """Sliders over ``grid``'s extent; each move redraws :func:`explorer_figure`. Returns the widget."""
+    """Sliders over ``grid``'s extent; each move redraws :func:`explorer_figure`. Returns the
+    widget, or None without building one in a headless book build (``ADVTUT_HEADLESS`` set:
+    see :data:`advtut.book.execute.HEADLESS`)."""
+    from advtut.book.execute import HEADLESS
+
+    if os.environ.get(HEADLESS):
+        return None
     import ipywidgets as widgets
 
     xmin, xmax, ymin, ymax = grid.extent

@@ -5,12 +5,14 @@ The executed copies are the ones `make book` made in this run (reused when the n
 package and the parameters are unchanged; executed here otherwise, so `make test` alone works).
 """
 import json
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from advtut.book import chapters, execute_chapter
+from advtut.book.execute import HEADLESS
 from advtut.book.results import check_results, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +113,10 @@ def test_twice_with_the_same_seed_gives_identical_results(tmp_path, data_root):
     """End to end, on the quickest chapter: the seeding through papermill's kernel works (a
     second run, cold, in another folder, writes the same JSON)."""
     (chapter,) = [c for c in CHAPTERS if c.id == "01_iris"]
+    before = os.environ.get(HEADLESS)
     _, first = execute_chapter(chapter, profile="quick", seed=0, reuse=True, root=ROOT)
     _, second = execute_chapter(chapter, profile="quick", seed=0, build_dir=tmp_path, root=ROOT)
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     a.pop("runtime_s"), b.pop("runtime_s")
     assert a == b
+    assert os.environ.get(HEADLESS) == before      # set for the kernels only, then restored

@@ -3,7 +3,8 @@
 Its results JSON goes to ``_build/results/<profile>/<chapter>.json``; a chapter with a
 ``cache_dir`` parameter gets ``_build/cache/<profile>``, shared by the build's chapters (the MNIST
 CNN is trained once). Papermill's injected-parameters cell is tagged ``remove-cell``, progress
-bars collapse (and leave the page), saved widget state is dropped (it cannot render offline).
+bars collapse (and leave the page), saved widget state is dropped (it cannot render offline),
+and the kernel runs with :data:`HEADLESS` set, so that no live widget is built.
 A chapter that fails raises :class:`ChapterFailed` with its name, the cell's index and the
 error. With ``reuse=True`` an executed copy is reused when its fingerprint (notebook, package
 sources, profile, seed, device) matches, so the tests check the same run the book shows.
@@ -19,8 +20,15 @@ from pathlib import Path
 
 from advtut.book.toc import Chapter, find_root
 
-__all__ = ["ChapterFailed", "auto_profile", "fingerprint", "executed_paths", "without_progress",
+__all__ = ["HEADLESS", "ChapterFailed", "auto_profile", "fingerprint", "executed_paths", "without_progress",
            "final_lines", "execute_chapter"]
+
+
+#: The environment variable a book build sets for its kernels. Code that would display an
+#: ipywidgets widget checks it (:func:`advtut.explorer.explorer`) and builds none: nobody can
+#: move a slider in a headless run, and nbclient can wait forever on a widget's messages (a
+#: cell that never finishes, seen about once in three runs of chapter 1 under pytest).
+HEADLESS = "ADVTUT_HEADLESS"
 
 
 class ChapterFailed(RuntimeError):
@@ -139,6 +147,8 @@ def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: st
     res.unlink(missing_ok=True)
     print(f"[book] {chapter.id}: executing ({profile} profile, seed {seed}) ...", flush=True)
     t0 = time.perf_counter()
+    headless = os.environ.get(HEADLESS)
+    os.environ[HEADLESS] = "1"          # the kernel inherits it: no live widgets (see HEADLESS)
     try:
         papermill.execute_notebook(
             str(chapter.path), str(out), kernel_name="python3", cwd=str(chapter.path.parent),
@@ -150,6 +160,11 @@ def execute_chapter(chapter: Chapter, *, profile: str, seed: int = 0, device: st
             f"chapter {chapter.id} failed in cell {err.cell_index} (execution count "
             f"{err.exec_count}): {err.ename}: {err.evalue}\n"
             f"  the executed copy with the full traceback: {out}") from None
+    finally:
+        if headless is None:
+            os.environ.pop(HEADLESS, None)
+        else:
+            os.environ[HEADLESS] = headless
     seconds = time.perf_counter() - t0
     if not res.is_file():
         raise ChapterFailed(f"chapter {chapter.id} ran but wrote no results JSON to {res}")
