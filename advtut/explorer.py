@@ -1,8 +1,8 @@
 """An ipywidgets explorer for a 2-feature classifier: two sliders, live probabilities and map.
 
 Widgets need a live kernel: in the rendered (static) book the same view appears as an ordinary
-figure drawn by :func:`advtut.plotting.plot_explorer_view`, and a book build (which sets
-:data:`advtut.book.execute.HEADLESS`) builds no widget at all.
+figure drawn by :func:`advtut.plotting.plot_explorer_view`, and a book build (which sets the
+environment variable :data:`HEADLESS` for its kernels) builds no widget at all.
 """
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import matplotlib.pyplot as plt
 from advtut.linear import LinearSoftmax
 from advtut.plotting import Grid, plot_explorer_view
 
-__all__ = ["explorer_figure", "explorer"]
+__all__ = ["HEADLESS", "explorer_figure", "explorer"]
+
+#: Set (to anything) by a book build for its kernels (``advtut.book.execute`` sets it under the
+#: same name): nobody can move a slider in a headless run, and nbclient can wait forever on a
+#: widget's messages, so :func:`explorer` builds none there.
+HEADLESS = "ADVTUT_HEADLESS"
 
 
 def explorer_figure(model: LinearSoftmax, grid: Grid, point, class_names, *, feature_names=None,
@@ -28,10 +33,7 @@ def explorer_figure(model: LinearSoftmax, grid: Grid, point, class_names, *, fea
 def explorer(model: LinearSoftmax, grid: Grid, class_names, *, start=(4.0, 1.2),
              feature_names=None, x=None, y=None, unit: str = ""):
     """Sliders over ``grid``'s extent; each move redraws :func:`explorer_figure`. Returns the
-    widget, or None without building one in a headless book build (``ADVTUT_HEADLESS`` set:
-    see :data:`advtut.book.execute.HEADLESS`)."""
-    from advtut.book.execute import HEADLESS
-
+    widget, or None without building one in a headless book build (:data:`HEADLESS` set)."""
     if os.environ.get(HEADLESS):
         return None
     import ipywidgets as widgets

@@ -25,9 +25,10 @@ __all__ = ["HEADLESS", "ChapterFailed", "auto_profile", "fingerprint", "executed
 
 
 #: The environment variable a book build sets for its kernels. Code that would display an
-#: ipywidgets widget checks it (:func:`advtut.explorer.explorer`) and builds none: nobody can
-#: move a slider in a headless run, and nbclient can wait forever on a widget's messages (a
-#: cell that never finishes, seen about once in three runs of chapter 1 under pytest).
+#: ipywidgets widget checks it (chapter 1's explorer reads it under the same name, which
+#: ``tests/test_explorer.py`` checks) and builds none: nobody can move a slider in a headless
+#: run, and nbclient can wait forever on a widget's messages (a cell that never finishes, seen
+#: about once in three runs of chapter 1 under pytest).
 HEADLESS = "ADVTUT_HEADLESS"
 
 
