@@ -214,9 +214,11 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
                     step_epochs: int | None = None, gamma: float = 0.1,
                     max_iter: int | None = None,
                     extra_loss: Callable[..., torch.Tensor] | None = None,
+                    loss: Callable[..., torch.Tensor] | None = None,
                     callback: Callable[[int, nn.Module], None] | None = None,
                     progress: bool = True, desc: str = "train") -> TrainLog:
-    """Mini-batch training on the mean cross-entropy of ``model(x_batch)`` (plus ``extra_loss``).
+    """Mini-batch training on the mean cross-entropy of ``model(x_batch)`` (or ``loss``),
+    plus ``extra_loss``.
 
     ``x``: ``(N, ...)`` in the model's input range, ``y``: long ``(N,)`` class indices; both may
     stay on the CPU: each batch is moved to the model's device and ``x`` cast to its dtype
@@ -230,7 +232,9 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
     ``max_iter``: stop after that many steps. Training stops early, with ``diverged`` set, when
     a batch loss is NaN or infinite (that step is not taken).
 
-    ``extra_loss(model, x_batch, y_batch, logits)``: a scalar tensor added to the batch loss;
+    ``loss(model, x_batch, y_batch, logits)``: a scalar tensor that replaces the cross-entropy
+    (e.g. :class:`advtut.lipschitz_margin.LipschitzMargin`); ``initial_loss`` is then its first
+    value. ``extra_loss(model, x_batch, y_batch, logits)``: a scalar tensor added to the batch loss;
     ``callback(step, model)``: called after optimizer step ``step = 1, 2, ..., n_steps``, with
     the model in train mode. The model is in train mode while training; every module's mode is
     restored afterwards. Parameters with ``requires_grad=False`` are left alone.
@@ -284,20 +288,21 @@ def train_minibatch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoch
                 for group in opt.param_groups:
                     group["lr"] = lrs[step]
                 logits = model(xb)                                   # (B, K)
-                loss = F.cross_entropy(logits, yb)
+                batch_loss = (F.cross_entropy(logits, yb) if loss is None
+                              else _checked_extra(loss(model, xb, yb, logits), "loss"))
                 if initial is None:
-                    initial = float(loss.detach())
+                    initial = float(batch_loss.detach())
                 if extra_loss is not None:
-                    loss = loss + _checked_extra(extra_loss(model, xb, yb, logits))
-                if not torch.isfinite(loss):
+                    batch_loss = batch_loss + _checked_extra(extra_loss(model, xb, yb, logits))
+                if not torch.isfinite(batch_loss):
                     diverged = True
                     break
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                batch_loss.backward()
                 opt.step()
                 step += 1
-                step_losses.append(float(loss.detach()))
-                total = total + loss.detach() * len(idx)
+                step_losses.append(float(batch_loss.detach()))
+                total = total + batch_loss.detach() * len(idx)
                 seen += len(idx)
                 if callback is not None:
                     callback(step, model)
@@ -319,8 +324,8 @@ def _as_input(xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb).to(dtype)
 
 
-def _checked_extra(extra) -> torch.Tensor:
+def _checked_extra(extra, name: str = "extra_loss") -> torch.Tensor:
     if not isinstance(extra, torch.Tensor) or extra.ndim != 0:
         what = tuple(extra.shape) if isinstance(extra, torch.Tensor) else type(extra).__name__
-        raise ValueError(f"extra_loss must return a scalar tensor, got {what}")
+        raise ValueError(f"{name} must return a scalar tensor, got {what}")
     return extra

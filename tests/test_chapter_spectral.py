@@ -111,18 +111,75 @@ def test_cnn_norms_order_bound_exact_and_local(tiny_digits):
     assert plots.plot_layer_norms(no_local, rows) is not None
 
 
-def test_sandwich_certified_radius_is_below_the_attack(tiny_digits):
+def test_sandwich_certified_radius_is_below_every_attack(tiny_digits):
     torch.manual_seed(0)
     model = MnistCNN().eval()
-    sw = ch5.sandwich(model, tiny_digits[0][:3], seed=0, untargeted=False, max_iter=30,
-                      c_rel_tol=0.2, power_max_iter=30)
+    x = tiny_digits[0][:3]
+    sw = ch5.sandwich(model, x, n_labels=2, max_iter=30, c_rel_tol=0.2, refine_steps=2,
+                      n_check=2, check_steps=20)
     assert sw.certified.shape == (3,) and sw.lipschitz == pytest.approx(ch5.global_bound(model))
+    assert sw.labels_tried == 2 and torch.isnan(sw.check[2])
     ok = sw.success
     assert ok.any()
-    assert bool((sw.certified[ok] <= sw.attack_l2[ok]).all())
+    assert bool((sw.certified[ok] <= sw.found[ok]).all())
+    # the first-order estimate is exact for the logits' linearisation: it is positive
+    assert bool((sw.first_order > 0).all())
     entries = report.sandwich_entries("untrained", sw)
     assert plots.plot_sandwich({"untrained": sw}) is not None
     assert [e["name"] for e in entries if "expect" in e]
+
+
+def test_bracket_orders_its_two_ends_on_a_trained_network(tiny_digits):
+    x, y = tiny_digits
+    model, _ = mnist_cnn(x, y, epochs=1, seed=0, progress=False)
+    br = ch5.bracket(model, x[:4], n_noise=4, steps=10, seed=0, power_iter=30)
+    assert br.at_test <= br.lower <= br.upper and br.n_starts == 8
+    assert br.gap == pytest.approx(br.upper / br.lower)
+    assert check_results({"chapter": "05_spectral",
+                          "results": report.bracket_entries("tiny", br)}) == []
+
+
+def test_network_report_and_its_tables(tiny_digits):
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    x, y = tiny_digits
+    eps = (0.0, 0.01, 1.58)
+    r = ch5.network_report("untrained", model, x[:32], y[:32], x[:2], eps=eps,
+                           bracket_settings=dict(n_noise=2, steps=5, seed=0, power_iter=10),
+                           attack_steps=10)
+    assert r.certified.n == 32 and r.certified.accuracy[0] == pytest.approx(1 - r.test_error)
+    assert bool((r.certified.accuracy[1:] <= r.certified.accuracy[:-1]).all())
+    assert len(report.networks_table([r, r], at=(0.01,)).data) == 2
+    published = report.published_table([r], eps=1.58).data
+    assert len(published) == len(source.PUBLISHED) + 1 and published.iloc[-1, 0] == "untrained"
+    entries = report.network_entries(r, eps_keys=eps) + [report.verdict_entry([r, r], eps=0.01)]
+    assert entries[-1]["ours"] == "no network certifies a single test digit at eps = 0.01"
+    # constructed certified accuracies: the verdict follows the intervals
+    from dataclasses import replace
+
+    from advtut.certification import CertifiedAccuracy
+
+    def certifying(name, acc):
+        e = torch.tensor([0.01], dtype=torch.float64)
+        a = torch.tensor([acc], dtype=torch.float64)
+        return replace(r, name=name, certified=CertifiedAccuracy(e, a, a - 0.01, a + 0.01, 100, 1.0))
+
+    plain, weak, strong = certifying("plain", 0.2), certifying("weak", 0.205), certifying("s", 0.5)
+    assert report.verdict_entry([plain, weak, strong], eps=0.01)["ours"].startswith("yes: s")
+    assert report.verdict_entry([plain, weak], eps=0.01)["ours"].startswith("not resolved")
+    assert report.verdict_entry([strong, plain], eps=0.01)["ours"].startswith("no: every")
+    assert r.attack.shape == (2,) and r.certified_at_attack.shape == (2,)
+    assert plots.plot_certified([r]) is not None
+    assert plots.plot_attack_vs_certified([r]) is not None
+
+
+def test_clip_and_margin_entries_hold_on_constructed_cases():
+    good = report.clip_entries("clip", {"conv1": 2.0}, {"conv1": 2.3}, target=2.0)
+    bad = report.clip_entries("clip", {"conv1": 2.1}, {"conv1": 2.3}, target=2.0)
+    assert check_results({"chapter": "05_spectral", "results": good}) == []
+    assert check_results({"chapter": "05_spectral", "results": bad}) != []
+    assert check_results({"chapter": "05_spectral",
+                          "results": [report.margin_loss_invariant(0.0)]}) == []
 
 
 def test_mnist_cnn_is_cached_by_its_settings_and_code(tiny_digits, tmp_path):
@@ -139,18 +196,34 @@ def test_mnist_cnn_is_cached_by_its_settings_and_code(tiny_digits, tmp_path):
     torch.manual_seed(5)
     mnist_cnn(x, y, epochs=1, seed=9, progress=False)           # the caller's RNG is kept
     assert torch.equal(torch.rand(3), expected)
-    with pytest.raises(ValueError, match="callback_settings"):
+    with pytest.raises(ValueError, match="variant_settings"):
         mnist_cnn(x, y, epochs=1, seed=0, callback=lambda step, m: None, progress=False)
 
 
-def test_projected_training_is_its_own_cache_entry(tiny_digits, tmp_path):
+def test_the_comparison_cnn_is_the_book_cnn_or_one_trained_on_its_first_digits(tiny_digits,
+                                                                              tmp_path):
     x, y = tiny_digits
     plain, _ = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
     book = BookCNN(plain, x, y, {}, 1)
-    model = ch5.train_projected(book, 0.8, every=1, seed=0, cache_dir=tmp_path)
+    assert ch5.comparison_cnn(book, None, seed=0) is book
+    small = ch5.comparison_cnn(book, 32, seed=0, cache_dir=tmp_path)
+    assert torch.equal(small.x_train, x[:32]) and small.model is not plain
+
+
+def test_each_regularised_network_is_its_own_cache_entry(tiny_digits, tmp_path):
+    x, y = tiny_digits
+    plain, _ = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
+    book = BookCNN(plain, x, y, {}, 1)
+    model = ch5.train_regularised(book, "rescale", 0.8, every=1, seed=0, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 2
     for _, module, size in ch5.cnn_layers(model):
         assert layer_bound(module, size) <= 0.8 * (1 + 1e-6)
+    clipped = ch5.train_regularised(book, "clip", 0.8, every=1, seed=0, cache_dir=tmp_path)
+    assert layer_bound(clipped.fc1) <= 0.8 * (1 + 1e-6)     # linear layers are clipped exactly
+    ch5.train_regularised(book, "margin", 0.5, every=1, seed=0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+    with pytest.raises(ValueError, match="method"):
+        ch5.train_regularised(book, "dropout", 0.5, every=1, seed=0)
 
 
 def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
@@ -165,9 +238,11 @@ def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
 def test_sandwich_runs_on_a_gpu(tiny_digits):
     torch.manual_seed(0)
     model = MnistCNN().eval().cuda()
-    sw = ch5.sandwich(model, tiny_digits[0][:2].cuda(), seed=0, untargeted=True, max_iter=10,
-                      c_rel_tol=0.5, power_max_iter=10)
-    assert sw.certified.device.type == "cpu" and sw.attack_l2.shape == (2,)
+    sw = ch5.sandwich(model, tiny_digits[0][:2].cuda(), n_labels=None, max_iter=10,
+                      c_rel_tol=0.5, refine_steps=1, n_check=2, check_steps=10)
+    assert sw.certified.device.type == "cpu" and sw.found.shape == (2,)
+    br = ch5.bracket(model, tiny_digits[0][:2].cuda(), n_noise=2, steps=5, seed=0, power_iter=10)
+    assert br.lower <= br.upper
     rows = ch5.cnn_norms(model, tiny_digits[0][:2].cuda(), max_iter=10, tol=1e-3)
     assert rows[-1].bound >= rows[-1].local_max * (1 - 1e-9)
 

@@ -39,7 +39,8 @@ MNIST_CNN_TRAINING = dict(batch_size=128, lr=0.05, momentum=0.9, schedule="cosin
 def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, device="cpu",
               cache_dir=None, variant: str = "plain",
               callback: Callable[[int, nn.Module], None] | None = None,
-              callback_settings: dict | None = None, code: Iterable = (),
+              loss: Callable[..., torch.Tensor] | None = None,
+              variant_settings: dict | None = None, code: Iterable = (),
               progress: bool = True) -> tuple[MnistCNN, dict]:
     """An :class:`~advtut.models.MnistCNN` trained on ``x`` ``(N, 1, 28, 28)`` (floats in
     [0, 1] or uint8 pixels) and ``y`` ``(N,)`` for ``epochs`` epochs with
@@ -49,16 +50,18 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
     float, "cached": bool}`` (``seconds``: the training time when it was trained). With
     ``cache_dir`` the weights are kept in (and loaded from) a file named for ``variant``,
     ``seed`` and a hash of everything that shapes them. A variant that changes training passes
-    ``callback(step, model)`` (see :func:`advtut.training.train_minibatch`), the settings it
-    depends on in ``callback_settings`` and its source in ``code``: all three enter the key.
+    ``callback(step, model)`` and/or ``loss(model, x_batch, y_batch, logits)`` (see
+    :func:`advtut.training.train_minibatch`), the settings they depend on in
+    ``variant_settings`` and their source in ``code``: all of it enters the key.
     """
     code = tuple(code)
-    if callback is not None and (callback_settings is None or not code):
-        raise ValueError("a callback changes the weights: give its settings (callback_settings) "
-                         "and its source (code) so that the cache can tell the variants apart")
+    if (callback is not None or loss is not None) and (variant_settings is None or not code):
+        raise ValueError("a callback or a loss changes the weights: give its settings "
+                         "(variant_settings) and its source (code) so that the cache can tell "
+                         "the variants apart")
     device = torch.device(device)
     key = {**MNIST_CNN_TRAINING, "epochs": epochs, "device": device.type,
-           "data": data_digest(x, y), **{f"callback.{k}": v for k, v in (callback_settings or {}).items()}}
+           "data": data_digest(x, y), **{f"variant.{k}": v for k, v in (variant_settings or {}).items()}}
     path = cache_path(cache_dir, "MnistCNN", variant, f"seed{seed}", settings=key,
                       code=(mnist_cnn, *code))
     cached = path is not None and path.is_file()
@@ -67,7 +70,7 @@ def mnist_cnn(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, devic
         with seeded(seed):   # seeded weights; the caller's RNGs are kept
             model = MnistCNN().to(device)
         log = train_minibatch(model, x, y, epochs=epochs, seed=seed, callback=callback,
-                              progress=progress, desc=f"MnistCNN ({variant})",
+                              loss=loss, progress=progress, desc=f"MnistCNN ({variant})",
                               **MNIST_CNN_TRAINING)
         if log.diverged:
             raise RuntimeError(f"training MnistCNN ({variant}) diverged: lower the learning rate")

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advtut.attacks.base import random_wrong_labels
-from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack
+from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack, refine_on_boundary
 from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.distances import l2
 from advtut.evaluation import logits as model_logits
@@ -230,56 +229,249 @@ def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, max_iter: int,
     return rows
 
 
-def train_projected(book: BookCNN, target: float, *, every: int, seed: int, device="cpu",
-                    cache_dir=None) -> MnistCNN:
-    """The book's CNN trained again, on the same digits with the same seed and schedule, with
-    :class:`ProjectToBound` keeping every layer's bound at most ``target`` (kept in
-    ``cache_dir`` like the plain one). Returns the model in eval mode."""
+def comparison_cnn(book: BookCNN, n_train: int | None, *, seed: int, device="cpu",
+                   cache_dir=None) -> BookCNN:
+    """The plain network the regularisers are compared with: ``book`` itself when ``n_train``
+    is None (or not smaller than its training set), otherwise the same CNN trained the same way
+    on the first ``n_train`` of ``book``'s digits (already a seeded random subset), so that
+    every network of the comparison sees the same digits."""
+    if n_train is None or n_train >= len(book.x_train):
+        return book
+    x, y = book.x_train[:n_train], book.y_train[:n_train]
+    model, info = mnist_cnn(x, y, epochs=book.epochs, seed=seed, device=device,
+                            cache_dir=cache_dir, variant=f"plain{n_train}")
+    return BookCNN(model, x, y, info, book.epochs)
+
+
+#: The regularisers :func:`train_regularised` knows, and what their ``strength`` is.
+REGULARISERS = {
+    "rescale": "every layer's bound at most the strength (uniform rescaling, ProjectToBound)",
+    "clip": "every layer's singular values clipped at the strength (Sedghi et al., 2019)",
+    "margin": "Lipschitz-margin training at the radius eps = strength (Tsuzuku et al., 2018)",
+}
+
+
+def train_regularised(book: BookCNN, method: str, strength: float, *, every: int, seed: int,
+                      device="cpu", cache_dir=None) -> MnistCNN:
+    """The book's CNN trained again, on the same digits with the same seed and schedule, under
+    one of :data:`REGULARISERS` (kept in ``cache_dir`` like the plain one):
+
+    - ``"rescale"``: :class:`~advtut.projection.ProjectToBound` at ``strength`` every
+      ``every`` steps and after the last (a network bound of at most ``strength ** 4``);
+    - ``"clip"``: :class:`~advtut.projection.ClipSingularValues` at ``strength``, as often;
+      the projection onto the 5 x 5 kernels can leave a convolution's bound above it;
+    - ``"margin"``: :class:`~advtut.lipschitz_margin.LipschitzMargin` with ``eps = strength``
+      (L2, pixels in [0, 1]); ``every`` is unused.
+
+    Returns the model in eval mode."""
+    from advtut.lipschitz_margin import LipschitzMargin
+    from advtut.projection import ClipSingularValues
+
+    if method not in REGULARISERS:
+        raise ValueError(f"method must be one of {tuple(REGULARISERS)}, got {method!r}")
+    if not strength > 0:
+        raise ValueError(f"strength must be > 0, got {strength!r}")
     n_steps = book.epochs * math.ceil(len(book.x_train) / MNIST_CNN_TRAINING["batch_size"])
-    project = ProjectToBound(target, layers=cnn_layers, every=every, n_steps=n_steps)
+    callback = loss = None
+    if method == "rescale":
+        callback = ProjectToBound(strength, layers=cnn_layers, every=every, n_steps=n_steps)
+    elif method == "clip":
+        callback = ClipSingularValues(strength, layers=cnn_layers, every=every, n_steps=n_steps)
+    else:
+        loss = LipschitzMargin(strength, layers=cnn_layers, seed=seed)
+    settings = {"method": method, "strength": strength,
+                **({"every": every} if method != "margin" else {})}
     model, _ = mnist_cnn(book.x_train, book.y_train, epochs=book.epochs, seed=seed,
-                         device=device, cache_dir=cache_dir, variant=f"bound{target:g}",
-                         callback=project, callback_settings={"target": target, "every": every},
-                         code=(train_projected,))
+                         device=device, cache_dir=cache_dir, variant=f"{method}{strength:g}",
+                         callback=callback, loss=loss, variant_settings=settings,
+                         code=(train_regularised, type(callback or loss)))
     return model
 
 
-# --- the sandwich ------------------------------------------------------------------------------
+# --- the bracket and the sandwich ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bracket:
+    """The network's L2 Lipschitz constant lies in ``[lower, upper]``.
+
+    ``upper``: the product of the layers' bounds (:func:`global_bound`); ``lower``: the
+    largest stretch found by :func:`~advtut.certification.lipschitz_lower_bound` over the
+    input box (from ``n_starts`` starts: test images and uniform noise); ``at_test``: the
+    largest Jacobian norm at the starting test images alone (what the local constants of
+    :func:`cnn_norms` see); ``gap``: ``upper / lower``, how loose the bound can at most be."""
+
+    upper: float
+    lower: float
+    at_test: float
+    gap: float
+    n_starts: int
+
+
+def bracket(model: MnistCNN, x_test: torch.Tensor, *, n_noise: int, steps: int, seed: int,
+            power_iter: int = 100, measured: float = 0.0) -> Bracket:
+    """:class:`Bracket` of ``model`` from ascents that start at the test images ``x_test``
+    ``(N, 1, 28, 28)`` and at ``n_noise`` seeded uniform-noise images, in the model's dtype
+    on its device (a stretch reached in float32 is a lower bound to float32's rounding, far
+    below the gap to the upper bound; the upper bound is float64). ``measured``: a Jacobian
+    norm already measured at other test images (e.g. :func:`cnn_norms`'s local max), itself
+    a lower bound, taken into ``at_test`` and ``lower``."""
+    from advtut.certification import lipschitz_lower_bound
+
+    net = model.eval()
+    p = next(net.parameters())
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand((n_noise, *x_test.shape[1:]), generator=gen)
+    starts = torch.cat([x_test.cpu().to(noise.dtype), noise]).to(p.device, p.dtype)
+    low = lipschitz_lower_bound(net, starts, steps=steps, seed=seed, power_iter=power_iter)
+    at_test = max(float(low.start_norms[:len(x_test)].max()), float(measured))
+    upper = global_bound(model)
+    lower = max(low.value, at_test)
+    return Bracket(upper, lower, at_test, upper / lower, len(starts))
+
 
 @dataclass(frozen=True)
 class Sandwich:
-    """Per attacked test image ``(N,)``: the logit ``margin`` (top minus runner-up), the
-    certified radius ``margin / (sqrt(2) lipschitz)`` (no label change closer), the first-order
-    estimate ``margin / (sqrt(2) local Lipschitz)`` (not a bound), and the L2 distance of the
-    closest adversarial image the L-BFGS attack found (``success``: found)."""
+    """Per attacked test image ``(N,)``: the logit ``margin`` to the runner-up, the certified
+    radius ``margin / (sqrt 2 L)`` (no label change closer), the margin-wise first-order
+    estimate ``min_j (z_y - z_j) / ||grad (z_y - z_j)||`` (not a bound), and ``found``: the L2
+    distance of the closest misclassified image the L-BFGS attack (refined on the boundary)
+    reached over the labels it tried (``labels_tried`` per image; inf where none succeeded);
+    ``check``: the distance the second, independent attack reached (foolbox's DDN, untargeted;
+    NaN for images it was not run on, or when foolbox is missing); ``lipschitz``: ``L``."""
 
     margin: torch.Tensor
     certified: torch.Tensor
-    local_estimate: torch.Tensor
-    attack_l2: torch.Tensor
-    success: torch.Tensor
+    first_order: torch.Tensor
+    found: torch.Tensor
+    check: torch.Tensor
+    labels_tried: int
     lipschitz: float
 
+    @property
+    def success(self) -> torch.Tensor:
+        return torch.isfinite(self.found)
 
-def sandwich(model: MnistCNN, x: torch.Tensor, *, seed: int, untargeted: bool, max_iter: int,
-             c_rel_tol: float, power_max_iter: int = 100) -> Sandwich:
-    """Certified radius <= minimal distortion <= the L-BFGS attack's distortion, at the images
-    ``x`` ``(N, 1, 28, 28)`` (attacked towards a seeded wrong label, or every wrong label with
-    ``untargeted=True``, keeping the closest). ``max_iter``: the attack's L-BFGS iterations;
-    ``power_max_iter``: the local constants' power iterations."""
+
+def ddn_distances(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *,
+                  steps: int) -> torch.Tensor | None:
+    """The L2 distances ``(N,)`` reached by foolbox's untargeted decoupled-direction-and-norm
+    attack (Rony et al., 2019; ``steps`` steps) from ``x`` ``(N, ...)`` in [0, 1] away from
+    ``labels``; inf where it failed; None when foolbox (a development dependency) is missing.
+    (Foolbox's L2 FMN stalls about 50% above both this and L-BFGS on the book's CNN.)"""
+    try:
+        import foolbox
+    except ImportError:
+        return None
+    fmodel = foolbox.PyTorchModel(model, bounds=(0, 1), device=x.device)
+    crit = foolbox.criteria.Misclassification(labels)
+    adv, _, _ = foolbox.attacks.DDNAttack(steps=steps)(fmodel, x, crit, epsilons=None)
+    ok = (model_logits(model, adv).argmax(1) != labels.cpu()).to(x.device)
+    d = l2(adv.double(), x.double())
+    return torch.where(ok, d, torch.full_like(d, math.inf)).cpu()
+
+
+def sandwich(model: MnistCNN, x: torch.Tensor, *, n_labels: int | None, max_iter: int,
+             c_rel_tol: float, refine_steps: int, n_check: int, check_steps: int) -> Sandwich:
+    """Certified radius <= minimal untargeted distortion <= the attacks' distances, at the
+    images ``x`` ``(N, 1, 28, 28)``.
+
+    Each image is attacked with box-constrained L-BFGS towards the ``n_labels`` wrong labels
+    of smallest first-order estimate (``None``: all nine), each result refined on the boundary
+    with ``refine_steps`` rounds of :func:`~advtut.attacks.lbfgs.refine_on_boundary` (0:
+    none); the
+    minimum over a subset of labels is still an upper side of the minimal distortion. The
+    first ``n_check`` images are also attacked by :func:`ddn_distances` (``check_steps``)."""
+    from advtut.certification import first_order_radius
+
     lip = global_bound(model)
     z = model_logits(model, x).cpu()
-    margin = z.topk(2, dim=1).values
-    margin = (margin[:, 0] - margin[:, 1]).double()
-    local = local_lipschitz(model, x, max_iter=power_max_iter).double().cpu()
+    top2 = z.double().topk(2, dim=1).values
     pred = z.argmax(1)
-    targets = ([(pred + k) % z.shape[1] for k in range(1, z.shape[1])] if untargeted
-               else [random_wrong_labels(pred, seed=seed, n_classes=z.shape[1])])
-    best = torch.full((len(x),), math.inf, dtype=torch.float64)
-    for t in targets:
-        r = lbfgs_attack(model, x, t.to(x.device),
-                         settings=LBFGSSearch(max_iter=max_iter, c_rel_tol=c_rel_tol))
+    first = first_order_radius(model, x, pred.to(x.device))
+    ranked = first.ranked if n_labels is None else first.ranked[:, :n_labels]
+    found = torch.full((len(x),), math.inf, dtype=torch.float64)
+    search = LBFGSSearch(max_iter=max_iter, c_rel_tol=c_rel_tol)
+    for t in ranked.T:
+        t = t.to(x.device)
+        r = lbfgs_attack(model, x, t, settings=search)
+        if refine_steps:
+            r = refine_on_boundary(model, x, r, t, outer_steps=refine_steps, max_iter=max_iter)
         d = l2(r.x_adv.double(), x.double()).cpu()
-        best = torch.minimum(best, torch.where(r.success.cpu(), d, math.inf))
-    return Sandwich(margin, certified_radius(z, lip), margin / (math.sqrt(2) * local), best,
-                    torch.isfinite(best), lip)
+        found = torch.minimum(found, torch.where(r.success.cpu(), d, math.inf))
+    check = torch.full((len(x),), math.nan, dtype=torch.float64)
+    if n_check:
+        d = ddn_distances(model, x[:n_check], pred[:n_check].to(x.device), steps=check_steps)
+        if d is not None:
+            check[:n_check] = d
+    return Sandwich(top2[:, 0] - top2[:, 1], certified_radius(z, lip), first.estimate, found,
+                    check, ranked.shape[1], lip)
+
+
+# --- one network, every measure ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """One network of the regulariser comparison: its ``test_error`` (MNIST test set), the
+    :class:`Bracket` on its constant, its certified accuracy on the whole test set at each
+    radius (:class:`~advtut.certification.CertifiedAccuracy`), its median logit margin there,
+    and ``attack``: ``(M,)`` the L2 distances foolbox's DDN reached at the attacked images
+    (inf where it failed; None without foolbox), with ``certified_at_attack`` ``(M,)`` the
+    certified radii there."""
+
+    name: str
+    test_error: float
+    bracket: Bracket
+    certified: object
+    margin: float
+    attack: torch.Tensor | None
+    certified_at_attack: torch.Tensor
+
+
+def network_report(name: str, model: MnistCNN, x_test: torch.Tensor, y_test: torch.Tensor,
+                   x_attack: torch.Tensor, *, eps, bracket_settings: dict,
+                   attack_steps: int) -> NetworkReport:
+    """:class:`NetworkReport` of ``model``: certified accuracy over ``x_test`` ``(N, 1, 28,
+    28)`` / ``y_test`` at the radii ``eps``, :func:`bracket` (its ``bracket_settings``, started
+    at ``x_attack``) and :func:`ddn_distances` (``attack_steps``) at the images of
+    ``x_attack``, each moved away from the label ``model`` gives it."""
+    from advtut.certification import certified_accuracy
+
+    z = model_logits(model, x_test).cpu()
+    y = y_test.cpu().long()
+    top2 = z.double().topk(2, dim=1).values
+    br = bracket(model, x_attack, **bracket_settings)
+    cert = certified_accuracy(z, y, br.upper, eps=eps)
+    err = float((z.argmax(1) != y).double().mean())
+    za = model_logits(model, x_attack).cpu()
+    dist = ddn_distances(model, x_attack, za.argmax(1).to(x_attack.device), steps=attack_steps)
+    return NetworkReport(name, err, br, cert, float((top2[:, 0] - top2[:, 1]).median()), dist,
+                         certified_radius(za, br.upper))
+
+
+def clip_check(model: MnistCNN, target: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Clip ``model``'s layers at ``target`` again (without changing it): per layer, the
+    largest singular value of the clipped operator before the projection (a convolution's,
+    recomputed from the clipped kernel on its bound grid; a linear layer's after clipping),
+    and the bound of the layer as the network holds it."""
+    from advtut.projection import clip_conv_singular_values, clip_matrix_singular_values
+    from advtut.spectral import linear_norm
+
+    tops, bounds = {}, {}
+    for name, module, size in cnn_layers(model):
+        bounds[name] = layer_bound(module, size)
+        if isinstance(module, nn.Linear):
+            tops[name] = linear_norm(clip_matrix_singular_values(module.weight, target))
+        else:
+            grid = bound_grid(size, padding=module.padding[0], stride=1)
+            tops[name] = clip_conv_singular_values(module.weight, target, grid).top_clipped
+    return tops, bounds
+
+
+def margin_loss_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """``|LMT loss at eps = 0 - cross-entropy|`` on ``model``'s logits at ``x`` (float64)."""
+    from advtut.lipschitz_margin import LipschitzMargin
+
+    z = model_logits(model, x).double().cpu()
+    y = y.cpu().long()
+    lmt = LipschitzMargin(0.0, layers=cnn_layers)
+    return float((lmt(model, x, y, z) - F.cross_entropy(z, y)).abs())

@@ -1,12 +1,12 @@
-"""Chapter 5's figures: each layer's bound, exact norm and local constants, and the sandwich of
-certified radius, minimal distortion and attack."""
+"""Chapter 5's figures: each layer's bound, exact norm and local constants, the sandwich of
+certified radius, minimal distortion and attack, and certified accuracy against the radius."""
 from __future__ import annotations
 
 import math
 
-from advtut.chapters.spectral.experiments import CNNNorms, Sandwich
+from advtut.chapters.spectral.experiments import CNNNorms, NetworkReport, Sandwich
 
-__all__ = ["plot_layer_norms", "plot_sandwich"]
+__all__ = ["plot_layer_norms", "plot_sandwich", "plot_certified", "plot_attack_vs_certified"]
 
 
 def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
@@ -38,9 +38,9 @@ def plot_layer_norms(init: list[CNNNorms], trained: list[CNNNorms], *, ax=None):
 
 
 def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
-    """Each attacked image as a point: the certified radius (x) against the attack's L2
-    distance (y), per network, with the first-order estimate as open markers; everything
-    above the diagonal is consistent with the certificate."""
+    """Each attacked image as a point: the certified radius (x) against the smallest L2
+    distance the attack found (y), per network, with the margin-wise first-order estimate as
+    open markers; everything above the diagonal is consistent with the certificate."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -49,10 +49,10 @@ def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (name, sw), color in zip(sandwiches.items(), colors):
         ok = sw.success
-        c, a, e = sw.certified[ok], sw.attack_l2[ok], sw.local_estimate[ok]
-        ax.scatter(c, a, s=22, color=color, label=f"{name}: L-BFGS distance")
+        c, a, e = sw.certified[ok], sw.found[ok], sw.first_order[ok]
+        ax.scatter(c, a, s=22, color=color, label=f"{name}: distance found")
         ax.scatter(c, e, s=22, facecolors="none", edgecolors=color,
-                   label=f"{name}: margin / (√2 local)")
+                   label=f"{name}: first-order estimate")
         lo, hi = min(lo, float(c.min())), max(hi, float(a.max()), float(e.max()))
     ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="certified radius (y = x)")
     ax.set_xscale("log")
@@ -60,5 +60,56 @@ def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
     ax.set_xlabel("certified radius margin / (√2 L)  (L2, pixels in [0, 1])")
     ax.set_ylabel("L2 distance")
     ax.set_title("Certified radius ≤ minimal distortion ≤ attack")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_certified(reports: list[NetworkReport], *, ax=None):
+    """Certified accuracy over the test set against the L2 radius, one curve per network,
+    with its Wilson 95% band; radius 0 is the plain accuracy."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for r, color in zip(reports, colors):
+        c = r.certified
+        ax.plot(c.eps, c.accuracy, marker="o", ms=4, color=color,
+                label=f"{r.name} (L = {c.lipschitz:.3g})")
+        ax.fill_between(c.eps, c.low, c.high, color=color, alpha=0.2, lw=0)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("L2 radius ε (pixels in [0, 1])")
+    ax.set_ylabel("certified accuracy")
+    ax.set_title("Labelled correctly and certified at radius ε")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_attack_vs_certified(reports: list[NetworkReport], *, ax=None):
+    """Per network, each attacked image as a point: its certified radius (x) against the
+    distance DDN needed (y), log-log, with the diagonal below which no point can lie."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
+    lo, hi = math.inf, 0.0
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for r, color in zip(reports, colors):
+        if r.attack is None:
+            continue
+        ok = (r.attack < math.inf) & (r.certified_at_attack > 0)
+        c, a = r.certified_at_attack[ok], r.attack[ok]
+        if len(c) == 0:
+            continue
+        ax.scatter(c, a, s=18, color=color, label=r.name)
+        lo, hi = min(lo, float(c.min())), max(hi, float(a.max()))
+    if hi > 0:
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="distance = certified radius")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("certified radius (L2, pixels in [0, 1])")
+    ax.set_ylabel("DDN distance (L2)")
+    ax.set_title("What each network certifies, and what an attack needs")
     ax.legend(fontsize=8)
     return ax

@@ -7,16 +7,28 @@ distance the attack reached, ...).
 """
 from __future__ import annotations
 
+import torch
+
 from advtut.book.results import entry, invariant
 from advtut.book.tables import table
-from advtut.chapters.spectral.experiments import CNNNorms, LayerNorms, PaddingSweep, Sandwich
-from advtut.chapters.spectral.source import TABLE5
+from advtut.chapters.spectral.experiments import (
+    Bracket,
+    CNNNorms,
+    LayerNorms,
+    NetworkReport,
+    PaddingSweep,
+    Sandwich,
+)
+from advtut.chapters.spectral.source import PUBLISHED, TABLE5
+from advtut.intervals import median_interval
 from advtut.spectral import NormEstimate
 
-__all__ = ["formula_table", "big_conv_table", "table5", "network_row", "big_conv_entries",
-           "sweep_table", "cnn_table", "sandwich_summary", "sandwich_table",
-           "regulariser_table", "formula_entries", "table5_entries",
-           "sweep_entries", "cnn_entries", "sandwich_entries", "regulariser_entries"]
+__all__ = ["formula_table", "big_conv_table", "table5", "sweep_table", "cnn_table",
+           "bracket_table", "sandwich_summary", "sandwich_table", "check_table", "networks_table",
+           "published_table", "formula_entries", "big_conv_entries", "table5_entries",
+           "sweep_entries", "cnn_entries", "bracket_entries", "sandwich_entries",
+           "network_entries", "rescale_invariant", "clip_entries", "margin_loss_invariant",
+           "verdict_entry", "regulariser_checks"]
 
 PAPER = {name: (size, stride, value) for name, size, stride, value in TABLE5}
 
@@ -39,15 +51,6 @@ def big_conv_table(big: dict, est: NormEstimate):
              big["exact"], 1.0]]
     return table(rows, ["", "norm", "/ power iteration"],
                  caption="A random 96×3×11×11 kernel at stride 4 on a circular 228×228 grid")
-
-
-def network_row(test_error: float, sw: Sandwich, norms: list[CNNNorms]) -> dict:
-    """One network's row of the regulariser table: test error, bound, mean local constant and
-    the sandwich's medians."""
-    s = sandwich_summary(sw)
-    return {"test_error": test_error, "bound": norms[-1].bound,
-            "local": norms[-1].local_mean, "margin": s["margin"], "certified": s["certified"],
-            "attack": s["attack"]}
 
 
 def table5(rows: list[LayerNorms]):
@@ -87,40 +90,114 @@ def cnn_table(init: list[CNNNorms], trained: list[CNNNorms]):
                          "the whole network's)")
 
 
+def bracket_table(brackets: dict[str, "Bracket"]):
+    """Per network: the bracket ``lower <= L <= upper`` and how loose the bound can be."""
+    rows = [[name, b.at_test, b.lower, b.upper, b.gap] for name, b in brackets.items()]
+    return table(rows, ["network", "largest ||J|| at test images", "lower bound (ascent)",
+                        "upper bound (product)", "upper / lower"],
+                 caption="The network's Lipschitz constant lies between the two bounds "
+                         "(L2 → L2, pixels in [0, 1])")
+
+
 def sandwich_summary(sw: Sandwich) -> dict:
-    """Medians over the attacked images the attack fooled, and the fraction certified <= attack."""
+    """Medians (with order-statistic 95% intervals) over the images the attack fooled, the
+    fraction certified <= found, and the second attack's agreement where it ran."""
     ok = sw.success
-    c, e, a = sw.certified[ok], sw.local_estimate[ok], sw.attack_l2[ok]
-    return {"n": len(ok), "success": float(ok.double().mean()),
-            "margin": float(sw.margin[ok].median()),
-            "certified": float(c.median()),
-            "estimate": float(e.median()), "attack": float(a.median()),
-            "ratio": float((a / c).median()),
-            "consistent": float((sw.certified[ok] <= sw.attack_l2[ok]).double().mean())}
+    c, e, f = sw.certified[ok], sw.first_order[ok], sw.found[ok]
+    ratio = f / c
+    ran = ~torch.isnan(sw.check)
+    both = ran & ok & torch.isfinite(sw.check)
+    out = {"n": len(ok), "success": float(ok.double().mean()),
+           "margin": float(sw.margin[ok].median()),
+           "certified": float(c.median()), "certified_ci": median_interval(c),
+           "first_order": float(e.median()), "first_order_ci": median_interval(e),
+           "found": float(f.median()), "found_ci": median_interval(f),
+           "ratio": float(ratio.median()), "ratio_ci": median_interval(ratio),
+           "ratio_min": float(ratio.min()), "ratio_max": float(ratio.max()),
+           "consistent": float((sw.certified[ok] <= sw.found[ok]).double().mean()),
+           "n_check": int(ran.sum()), "labels": sw.labels_tried}
+    if both.any():
+        out["check_over_found"] = float((sw.check[both] / sw.found[both]).median())
+        out["found_le_check"] = float((sw.found[both] <= sw.check[both]).double().mean())
+        out["check_consistent"] = float((sw.certified[both] <= sw.check[both]).double().mean())
+    return out
+
+
+def _ci(value: float, ci: tuple[float, float], fmt: str = "{:.3g}") -> str:
+    return f"{fmt.format(value)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
 
 
 def sandwich_table(sandwiches: dict[str, Sandwich]):
-    """Per network: the three distances (medians) and the fraction with certified <= attack."""
+    """Per network: the three distances (medians, 95% intervals) and the fraction with
+    certified <= found."""
     rows = []
     for name, sw in sandwiches.items():
         s = sandwich_summary(sw)
-        rows.append([name, s["n"], s["success"], s["certified"], s["estimate"], s["attack"],
-                     s["ratio"], s["consistent"]])
+        rows.append([name, s["n"], s["success"], _ci(s["certified"], s["certified_ci"]),
+                     _ci(s["first_order"], s["first_order_ci"]), _ci(s["found"], s["found_ci"]),
+                     _ci(s["ratio"], s["ratio_ci"]), s["consistent"]])
     return table(rows, ["network", "images", "attack success", "certified radius",
-                        "margin / (√2 local)", "L-BFGS distance", "attack / certified",
-                        "certified ≤ attack"],
-                 caption="The sandwich, medians over the attacked test images "
-                         "(L2, pixels in [0, 1])")
+                        "first-order estimate", "found (L-BFGS, refined)", "found / certified",
+                        "certified ≤ found"],
+                 caption="The untargeted sandwich: medians over the attacked test images, "
+                         "95% intervals in brackets (L2, pixels in [0, 1])")
 
 
-def regulariser_table(nets: dict[str, dict]):
-    """Per network: test error, the bound on the whole network, the mean local constant, and
-    the sandwich's medians."""
-    rows = [[name, n["test_error"], n["bound"], n["local"], n["margin"], n["certified"],
-             n["attack"]] for name, n in nets.items()]
-    return table(rows, ["network", "test error", "bound L (product)", "local, mean",
-                        "logit margin", "certified radius", "L-BFGS distance"],
-                 caption="Does a smaller bound buy robustness? (medians over the attacked images)")
+def check_table(sandwiches: dict[str, Sandwich]):
+    """The second attack (foolbox's DDN) against the L-BFGS attack on the images both ran on."""
+    rows = []
+    for name, sw in sandwiches.items():
+        s = sandwich_summary(sw)
+        if "check_over_found" in s:
+            rows.append([name, s["n_check"], s["check_over_found"], s["found_le_check"],
+                         s["check_consistent"]])
+    return table(rows, ["network", "images", "median DDN / L-BFGS distance",
+                        "L-BFGS ≤ DDN", "certified ≤ DDN"],
+                 caption="A second, independent attack on the first images")
+
+
+def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
+    """Per network: test error, the bracket, the median margin, certified accuracy at the radii
+    ``at`` (95% intervals) and the attack's median distance."""
+    rows = []
+    for r in reports:
+        cert = r.certified
+        cells = []
+        for e in at:
+            k = int(torch.isclose(cert.eps, torch.tensor(float(e), dtype=torch.float64)).nonzero()[0])
+            cells.append(_ci(float(cert.accuracy[k]), (float(cert.low[k]), float(cert.high[k])),
+                             "{:.1%}"))
+        rows.append([r.name, r.test_error, r.bracket.upper, r.bracket.lower, r.margin, *cells,
+                     _attack_cell(r)])
+    return table(rows, ["network", "test error", "bound L", "lower bound", "median margin",
+                        *[f"certified at ε = {e:g}" for e in at], "DDN distance (median)"],
+                 caption="Does a smaller bound buy robustness? Certified accuracy over the "
+                         "10,000 test digits (Wilson 95% intervals); the attack's distance "
+                         "over the attacked images (order-statistic 95% interval)")
+
+
+def _attack_cell(r: NetworkReport) -> str:
+    if r.attack is None:
+        return "– (foolbox missing)"
+    ok = torch.isfinite(r.attack)
+    if not ok.any():
+        return "– (no success)"
+    d = r.attack[ok]
+    return _ci(float(d.median()), median_interval(d))
+
+
+def published_table(ours: list["NetworkReport"], *, eps: float):
+    """The published MNIST certified accuracies (:data:`~advtut.chapters.spectral.source.
+    PUBLISHED`) beside ours at the same L2 radius."""
+    rows = [[p["method"], p["paper"], p["eps"], p["clean"], p["certified"], p["where"]]
+            for p in PUBLISHED]
+    for r in ours:
+        cert = r.certified
+        k = int(torch.isclose(cert.eps, torch.tensor(float(eps), dtype=torch.float64)).nonzero()[0])
+        rows.append([r.name, "this chapter", eps, 1 - r.test_error, float(cert.accuracy[k]), "–"])
+    return table(rows, ["method", "paper", "L2 radius", "clean accuracy", "certified accuracy",
+                        "where the number is printed"],
+                 caption="Certified L2 robustness on MNIST: published numbers and ours")
 
 
 # --- results entries ---------------------------------------------------------------------------
@@ -188,7 +265,7 @@ def sweep_entries(sweep: PaddingSweep) -> list[dict]:
 
 def cnn_entries(init: list[CNNNorms], trained: list[CNNNorms]) -> list[dict]:
     """The CNN's per-layer numbers; invariants: bound >= exact and bound >= every local value.
-    (Its test error is among :func:`regulariser_entries`, as "plain CNN: test error".)"""
+    (Its test error is among :func:`network_entries`, as "plain CNN: test error".)"""
     out = []
     for i, t in zip(init, trained):
         out += [entry(f"CNN {t.layer} bound at init", i.bound, note="corrected formula"),
@@ -206,34 +283,147 @@ def cnn_entries(init: list[CNNNorms], trained: list[CNNNorms]) -> list[dict]:
     return out
 
 
+def bracket_entries(name: str, b: Bracket) -> list[dict]:
+    """The bracket's two ends, its gap, and the invariant lower <= upper."""
+    return [entry(f"{name}: lower bound on L (input-space ascent)", b.lower,
+                  note=f"largest stretch found from {b.n_starts} starts (test images and noise)"),
+            entry(f"{name}: largest ||J|| at the test images", b.at_test,
+                  note="the local constants alone"),
+            entry(f"{name}: upper bound / lower bound", b.gap,
+                  note="the bound is at most this many times the true constant"),
+            invariant(f"{name}: lower bound <= upper bound", b.lower, op="<=", value=b.upper,
+                      tol=1e-5 * b.upper,
+                      note="every stretch the ascent reaches is attained in the box, so at most "
+                           "the constant, itself at most the product of the layer bounds; "
+                           "the stretches in float32 (relative 1e-5)")]
+
+
 def sandwich_entries(name: str, sw: Sandwich) -> list[dict]:
-    """The sandwich's medians, and the invariants certified <= attack and attack success."""
+    """The sandwich's medians; the invariant certified <= found for every image (and for the
+    second attack's)."""
     s = sandwich_summary(sw)
-    return [entry(f"{name}: median certified radius", s["certified"], unit="L2",
-                  note="margin / (sqrt 2 L), L the product of the layer bounds"),
-            entry(f"{name}: median L-BFGS distance", s["attack"], unit="L2",
-                  note="chapter 4's attack, on correctly classified test images"),
-            entry(f"{name}: median attack / certified", s["ratio"],
-                  note="how far apart the two sides of the sandwich are"),
-            invariant(f"{name}: fraction with certified radius <= attack distance",
-                      s["consistent"], op="==", value=1.0,
-                      note="a certified radius is a lower bound on every adversarial distance"),
-            invariant(f"{name}: attack success rate", s["success"], op=">=", value=0.9,
-                      unit="fraction", note="as c falls the attack minimises the loss alone, "
-                                            "which reaches the target on an MNIST CNN; a capped "
-                                            "solve may miss a few (chapter 4: 100%)")]
+    out = [entry(f"{name}: median certified radius", s["certified"], unit="L2",
+                 note="margin / (sqrt 2 L), L the product of the layer bounds"),
+           entry(f"{name}: median first-order estimate", s["first_order"], unit="L2",
+                 note="min_j (z_y - z_j) / ||grad (z_y - z_j)||"),
+           entry(f"{name}: median distance found", s["found"], unit="L2",
+                 note=f"L-BFGS refined on the boundary, the {s['labels']} labels of smallest "
+                      "first-order estimate"),
+           entry(f"{name}: median found / certified", s["ratio"],
+                 note="how far apart the two sides of the sandwich are, per image"),
+           entry(f"{name}: attack success rate", s["success"], unit="fraction",
+                 note="correctly classified test images the attack moved to a wrong label"),
+           invariant(f"{name}: fraction with certified radius <= distance found",
+                     s["consistent"], op="==", value=1.0,
+                     note="a certified radius is a lower bound on every adversarial distance")]
+    if "check_over_found" in s:
+        out += [entry(f"{name}: median DDN / L-BFGS distance", s["check_over_found"],
+                      note=f"foolbox's untargeted DDN on the first {s['n_check']} images"),
+                invariant(f"{name}: fraction with certified radius <= DDN distance",
+                          s["check_consistent"], op="==", value=1.0,
+                          note="the second attack's points are adversarial too")]
+    return out
 
 
-def regulariser_entries(name: str, net: dict, *, target: float | None) -> list[dict]:
-    """Test error and bound of one network; a projected one's bound is at most target^4."""
-    out = [entry(f"{name}: test error", net["test_error"], unit="fraction",
-                 note="MNIST test set"),
-           entry(f"{name}: bound L", net["bound"], note="product of the layer bounds"),
-           entry(f"{name}: median logit margin", net["margin"],
-                 note="top logit minus the runner-up, at the attacked images")]
-    if target is not None:
-        out.append(invariant(f"{name}: bound L <= target^4", net["bound"], op="<=",
-                             value=target ** 4, tol=1e-6 * target ** 4,
-                             note="every layer is scaled to a bound of at most the target "
-                                  "after the last step"))
+def network_entries(r: NetworkReport, *, eps_keys: tuple[float, ...]) -> list[dict]:
+    """One network's test error, bound, margin, certified accuracies and attack distance;
+    the invariant certified radius <= DDN distance at every attacked image."""
+    out = [entry(f"{r.name}: test error", r.test_error, unit="fraction", note="MNIST test set"),
+           entry(f"{r.name}: bound L", r.bracket.upper, note="product of the layer bounds"),
+           entry(f"{r.name}: median logit margin", r.margin,
+                 note="top logit minus the runner-up over the test set")]
+    if r.attack is not None and bool(torch.isfinite(r.attack).any()):
+        ok = torch.isfinite(r.attack)
+        out += [entry(f"{r.name}: median DDN distance", float(r.attack[ok].median()), unit="L2",
+                      note=f"foolbox's DDN, untargeted, {int(ok.sum())} of {len(ok)} images"),
+                invariant(f"{r.name}: fraction with certified radius <= DDN distance",
+                          float((r.certified_at_attack[ok] <= r.attack[ok]).double().mean()),
+                          op="==", value=1.0,
+                          note="a certified radius is a lower bound on every adversarial "
+                               "distance")]
+    for e in eps_keys:
+        k = int(torch.isclose(r.certified.eps, torch.tensor(float(e), dtype=torch.float64))
+                .nonzero()[0])
+        out.append(entry(f"{r.name}: certified accuracy at eps = {e:g}",
+                         float(r.certified.accuracy[k]), unit="fraction",
+                         note=f"over {r.certified.n} test digits; Wilson 95% "
+                              f"[{float(r.certified.low[k]):.4f}, {float(r.certified.high[k]):.4f}]"))
+    return out
+
+
+def rescale_invariant(name: str, bound: float, *, target: float) -> dict:
+    """A rescaled network's bound is at most target^4 (four rectified layers)."""
+    return invariant(f"{name}: bound L <= target^4", bound, op="<=", value=target ** 4,
+                     tol=1e-6 * target ** 4,
+                     note="every layer is scaled to a bound of at most the target after the "
+                          "last step")
+
+
+def clip_entries(name: str, tops: dict[str, float], bounds: dict[str, float], *,
+                 target: float) -> list[dict]:
+    """Clipping: every layer's clipped operator at most the target before the projection (an
+    invariant), and each projected convolution's bound (an entry)."""
+    out = []
+    for layer, top in tops.items():
+        out.append(invariant(f"{name}: {layer} largest singular value after clipping", top,
+                             op="<=", value=target, tol=1e-6 * target,
+                             note="clipping at every frequency, before the projection onto "
+                                  "the 5 x 5 support (recomputed from the real kernel)"))
+        out.append(entry(f"{name}: {layer} bound after the projection", bounds[layer],
+                         note="what the network keeps; the projection can raise it"))
+    return out
+
+
+def margin_loss_invariant(gap: float) -> dict:
+    """Lipschitz-margin training's loss at eps = 0 is the cross-entropy."""
+    return invariant("Lipschitz-margin loss at eps = 0 minus cross-entropy", gap, op="<=",
+                     value=0.0, tol=0.0, note="the margin sqrt(2) L eps vanishes at eps = 0: "
+                                              "the two losses are the same tensor")
+
+
+def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
+    """Does a smaller bound buy robustness? The best certified accuracy at ``eps`` among the
+    regularised networks against the plain one's, with the test error it costs."""
+    plain, others = reports[0], reports[1:]
+
+    def at(r):
+        k = int(torch.isclose(r.certified.eps, torch.tensor(float(eps), dtype=torch.float64))
+                .nonzero()[0])
+        return float(r.certified.accuracy[k]), float(r.certified.low[k]), float(r.certified.high[k])
+
+    best = max(others, key=lambda r: at(r)[0])
+    b, p = at(best), at(plain)
+    if b[0] == 0 and p[0] == 0:
+        verdict = f"no network certifies a single test digit at eps = {eps:g}"
+    elif b[1] > p[2]:
+        verdict = (f"yes: {best.name} certifies {b[0]:.1%} at eps = {eps:g} against "
+                   f"{p[0]:.1%}, at a test error of {best.test_error:.1%} "
+                   f"(plain {plain.test_error:.1%})")
+    elif b[2] < p[1]:
+        verdict = f"no: every regularised network certifies less than the plain one at eps = {eps:g}"
+    else:
+        verdict = f"not resolved at eps = {eps:g}: the intervals overlap"
+    return entry(f"verdict: does a smaller bound buy certified robustness at eps = {eps:g}?",
+                 verdict, note="from the certified-accuracy intervals over the test set")
+
+
+def regulariser_checks(regularised: dict, settings, x, y, plain) -> list[dict]:
+    """The regularisers' invariants: each rescaled network's bound at most ``t^4``, each
+    clipped one's operators at most ``t`` before the projection (with the projected bounds as
+    entries), and the margin loss equal to the cross-entropy at ``eps = 0`` (on ``plain``'s
+    logits at ``x``, ``y``). ``regularised``: name -> model, in the order of ``settings``
+    (``(method, strength)`` pairs, the profile's ``regularisers``)."""
+    from advtut.chapters.spectral.experiments import (
+        clip_check,
+        global_bound,
+        margin_loss_gap,
+    )
+
+    out = [margin_loss_invariant(margin_loss_gap(plain, x, y))]
+    for (name, model), (method, strength) in zip(regularised.items(), settings):
+        if method == "rescale":
+            out.append(rescale_invariant(name, global_bound(model), target=strength))
+        elif method == "clip":
+            tops, bounds = clip_check(model, strength)
+            out += clip_entries(name, tops, bounds, target=strength)
     return out
