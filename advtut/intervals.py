@@ -1,6 +1,9 @@
 """95% intervals over examples: a proportion (Wilson) and a median (order statistics).
 
-Both are distribution-free and deterministic (no resampling), computed in float64 on the CPU.
+Both are deterministic (no resampling) and computed in float64 on the CPU. The median's
+interval is distribution-free (coverage at least the level for any continuous distribution);
+Wilson's is an approximation whose coverage stays close to the level even near 0 and 1 (use
+an exact Clopper-Pearson interval where "at least 95%" must be guaranteed).
 
 - :func:`proportion_interval`: the Wilson score interval for ``k`` successes in ``n`` trials
   (Wilson, 1927), which stays inside [0, 1] and keeps its coverage near 0 and 1, where a

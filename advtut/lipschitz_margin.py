@@ -65,8 +65,7 @@ class LipschitzMargin:
     takes ``sigma = ||A v||`` for the unit vector ``v``, with gradients through the weights;
     ``L = prod sigma`` enters :func:`lipschitz_margin_loss`. The request scales with the
     network (scaling every weight scales the margin and ``L`` alike), so an ``eps`` far above
-    the radii the network can reach makes training shrink every logit instead (on the book's
-    MNIST CNN in two epochs, 0.1 is already too much and 0.05 is not). The estimate
+    the radii the network can reach makes training shrink every logit instead. The estimate
     approaches each
     layer's norm from below as training proceeds, so it is no certificate: certify with
     :func:`advtut.spectral.layer_bound`. ``last_lipschitz`` holds the latest ``L`` (a float).

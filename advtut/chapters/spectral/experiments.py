@@ -356,8 +356,7 @@ def ddn_distances(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *,
                   steps: int) -> torch.Tensor | None:
     """The L2 distances ``(N,)`` reached by foolbox's untargeted decoupled-direction-and-norm
     attack (Rony et al., 2019; ``steps`` steps) from ``x`` ``(N, ...)`` in [0, 1] away from
-    ``labels``; inf where it failed; None when foolbox (a development dependency) is missing.
-    (Foolbox's L2 FMN stalls about 50% above both this and L-BFGS on the book's CNN.)"""
+    ``labels``; inf where it failed; None when foolbox (a development dependency) is missing."""
     try:
         import foolbox
     except ImportError:
@@ -449,7 +448,8 @@ def network_report(name: str, model: MnistCNN, x_test: torch.Tensor, y_test: tor
 
 
 def clip_check(model: MnistCNN, target: float) -> tuple[dict[str, float], dict[str, float]]:
-    """Clip ``model``'s layers at ``target`` again (without changing it): per layer, the
+    """A check of the clipping operator on the trained weights: clip ``model``'s layers at
+    ``target`` again (without changing it) and give, per layer, the
     largest singular value of the clipped operator before the projection (a convolution's,
     recomputed from the clipped kernel on its bound grid; a linear layer's after clipping),
     and the bound of the layer as the network holds it."""

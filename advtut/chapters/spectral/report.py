@@ -93,7 +93,7 @@ def cnn_table(init: list[CNNNorms], trained: list[CNNNorms]):
 def bracket_table(brackets: dict[str, "Bracket"]):
     """Per network: the bracket ``lower <= L <= upper`` and how loose the bound can be."""
     rows = [[name, b.at_test, b.lower, b.upper, b.gap] for name, b in brackets.items()]
-    return table(rows, ["network", "largest ||J|| at test images", "lower bound (ascent)",
+    return table(rows, ["network", "largest ||J|| at test images", "lower bound",
                         "upper bound (product)", "upper / lower"],
                  caption="The network's Lipschitz constant lies between the two bounds "
                          "(L2 → L2, pixels in [0, 1])")
@@ -171,8 +171,9 @@ def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
                      _attack_cell(r)])
     return table(rows, ["network", "test error", "bound L", "lower bound", "median margin",
                         *[f"certified at ε = {e:g}" for e in at], "DDN distance (median)"],
-                 caption="Does a smaller bound buy robustness? Certified accuracy over the "
-                         "10,000 test digits (Wilson 95% intervals); the attack's distance "
+                 caption="Does a smaller bound buy robustness? Certified accuracy over "
+                         f"{reports[0].certified.n:,} test digits (Wilson 95% intervals); "
+                         "the attack's distance "
                          "over the attacked images (order-statistic 95% interval)")
 
 
@@ -187,16 +188,16 @@ def _attack_cell(r: NetworkReport) -> str:
 
 
 def published_table(ours: list["NetworkReport"], *, eps: float):
-    """The published MNIST certified accuracies (:data:`~advtut.chapters.spectral.source.
-    PUBLISHED`) beside ours at the same L2 radius."""
-    rows = [[p["method"], p["paper"], p["eps"], p["clean"], p["certified"], p["where"]]
+    """The published MNIST certified accuracies beside ours at the same L2 radius (the
+    published rows: :data:`advtut.chapters.spectral.source.PUBLISHED`)."""
+    rows = [[p["method"], p["reported_by"], p["eps"], p["clean"], p["certified"], p["where"]]
             for p in PUBLISHED]
     for r in ours:
         cert = r.certified
         k = int(torch.isclose(cert.eps, torch.tensor(float(eps), dtype=torch.float64)).nonzero()[0])
         rows.append([r.name, "this chapter", eps, 1 - r.test_error, float(cert.accuracy[k]), "–"])
-    return table(rows, ["method", "paper", "L2 radius", "clean accuracy", "certified accuracy",
-                        "where the number is printed"],
+    return table(rows, ["method", "reported by", "L2 radius", "clean accuracy",
+                        "certified accuracy", "where the number is printed"],
                  caption="Certified L2 robustness on MNIST: published numbers and ours")
 
 
@@ -365,10 +366,12 @@ def clip_entries(name: str, tops: dict[str, float], bounds: dict[str, float], *,
     invariant), and each projected convolution's bound (an entry)."""
     out = []
     for layer, top in tops.items():
-        out.append(invariant(f"{name}: {layer} largest singular value after clipping", top,
+        out.append(invariant(f"{name}: {layer} re-clipped at the target, largest singular value",
+                             top,
                              op="<=", value=target, tol=1e-6 * target,
-                             note="clipping at every frequency, before the projection onto "
-                                  "the 5 x 5 support (recomputed from the real kernel)"))
+                             note="a check of the clipping operator on the trained weights: "
+                                  "every frequency at most the target before the projection "
+                                  "onto the 5 x 5 support (recomputed from the real kernel)"))
         out.append(entry(f"{name}: {layer} bound after the projection", bounds[layer],
                          note="what the network keeps; the projection can raise it"))
     return out
@@ -382,8 +385,10 @@ def margin_loss_invariant(gap: float) -> dict:
 
 
 def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
-    """Does a smaller bound buy robustness? The best certified accuracy at ``eps`` among the
-    regularised networks against the plain one's, with the test error it costs."""
+    """Does any regulariser raise certified accuracy at ``eps``, and at what test error? The
+    best certified accuracy among the regularised networks (``reports[1:]``) against the plain
+    one's (``reports[0]``), with both bounds and test errors. The intervals are over test
+    digits of one trained network each: a network-to-network spread needs seeds."""
     plain, others = reports[0], reports[1:]
 
     def at(r):
@@ -396,15 +401,16 @@ def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
     if b[0] == 0 and p[0] == 0:
         verdict = f"no network certifies a single test digit at eps = {eps:g}"
     elif b[1] > p[2]:
-        verdict = (f"yes: {best.name} certifies {b[0]:.1%} at eps = {eps:g} against "
-                   f"{p[0]:.1%}, at a test error of {best.test_error:.1%} "
-                   f"(plain {plain.test_error:.1%})")
+        verdict = (f"yes: {best.name} (L = {best.bracket.upper:.3g}) certifies {b[0]:.1%} at "
+                   f"eps = {eps:g} against {p[0]:.1%} (L = {plain.bracket.upper:.3g}), at a "
+                   f"test error of {best.test_error:.1%} (plain {plain.test_error:.1%})")
     elif b[2] < p[1]:
         verdict = f"no: every regularised network certifies less than the plain one at eps = {eps:g}"
     else:
         verdict = f"not resolved at eps = {eps:g}: the intervals overlap"
-    return entry(f"verdict: does a smaller bound buy certified robustness at eps = {eps:g}?",
-                 verdict, note="from the certified-accuracy intervals over the test set")
+    return entry(f"verdict: does a regulariser raise certified accuracy at eps = {eps:g}?",
+                 verdict, note="Wilson intervals over the test digits, one network each; no "
+                               "spread over training seeds")
 
 
 def regulariser_checks(regularised: dict, settings, x, y, plain) -> list[dict]:

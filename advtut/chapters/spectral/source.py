@@ -19,14 +19,16 @@ TABLE5 = (
     ("fc3", "4096×1000", None, 4.0),
 )
 
-#: Published certified L2 robustness on MNIST (pixels in [0, 1]) of Lipschitz-based training,
-#: as printed: method, the paper that reports the number (bib key), the L2 radius, clean and
-#: certified ("verified") accuracy on the test set, and where in that paper it is printed.
+#: Published certified L2 robustness on MNIST (pixels in [0, 1]) of certified training, as
+#: printed: method, who reports the number (bib key lee2020lipschitz: Lee, Lee and Park,
+#: 2020), the L2 radius, clean and certified ("verified") test accuracy, and where it is
+#: printed. All three rows are Lee et al.'s runs, each trained at that radius; Tsuzuku et
+#: al.'s own MNIST number at 1.58 was not found, so LMT appears as Lee et al. ran it.
 PUBLISHED = (
-    dict(method="BCP (Lee et al.)", paper="lee2020lipschitz", eps=1.58, clean=0.9254,
-         certified=0.4820, where="the authors' repository README, MNIST table"),
-    dict(method="CAP (Wong et al.)", paper="lee2020lipschitz", eps=1.58, clean=0.8839,
-         certified=0.4395, where="the same table, as reported by Lee et al."),
-    dict(method="LMT (Tsuzuku et al.)", paper="lee2020lipschitz", eps=1.58, clean=0.8648,
-         certified=0.4055, where="the same table, as reported by Lee et al."),
+    dict(method="BCP (Lee et al.)", reported_by="Lee et al. 2020", eps=1.58, clean=0.9254,
+         certified=0.4820, where="the authors' code repository, README, MNIST table"),
+    dict(method="CAP (Wong et al.)", reported_by="Lee et al. 2020", eps=1.58, clean=0.8839,
+         certified=0.4395, where="the same table (Lee et al.'s run of CAP)"),
+    dict(method="LMT (Tsuzuku et al.)", reported_by="Lee et al. 2020", eps=1.58,
+         clean=0.8648, certified=0.4055, where="the same table (Lee et al.'s run of LMT)"),
 )
