@@ -50,6 +50,14 @@ class CertifiedAccuracy:
     n: int
     lipschitz: float
 
+    def at(self, eps: float) -> tuple[float, float, float]:
+        """``(accuracy, low, high)`` at the radius ``eps``, one of ``self.eps``."""
+        hit = torch.isclose(self.eps, torch.tensor(float(eps), dtype=torch.float64)).nonzero()
+        if len(hit) == 0:
+            raise ValueError(f"eps={eps} is not among the radii {self.eps.tolist()}")
+        k = int(hit[0])
+        return float(self.accuracy[k]), float(self.low[k]), float(self.high[k])
+
 
 def certified_accuracy(logits: torch.Tensor, y: torch.Tensor, lipschitz: float, *,
                        eps: Sequence[float]) -> CertifiedAccuracy:

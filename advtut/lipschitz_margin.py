@@ -30,8 +30,7 @@ def lipschitz_margin_logits(logits: torch.Tensor, y: torch.Tensor, *, lipschitz,
                             ) -> torch.Tensor:
     """``logits`` ``(N, K)`` with ``sqrt 2 * lipschitz * eps`` added to every logit but the
     true one (``y`` ``(N,)``): the logits of the worst case the certificate must survive.
-    ``lipschitz``: a float or a scalar tensor (gradients flow through it); ``eps >= 0``.
-"""
+    ``lipschitz``: a float or a scalar tensor (gradients flow through it); ``eps >= 0``."""
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         raise ValueError("logits must have shape (N, K), got "
                          f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else logits!r}")

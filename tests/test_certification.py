@@ -18,6 +18,9 @@ def test_certified_accuracy_counts_correct_examples_whose_radius_exceeds_eps():
     out = certified_accuracy(logits, y, 1.0, eps=(0.0, 0.5, 1.0, 1.5, 3.0))
     assert out.accuracy.tolist() == [0.5, 0.5, 0.25, 0.25, 0.0]     # strict: radius > eps
     assert bool((out.low <= out.accuracy).all() and (out.accuracy <= out.high).all())
+    assert out.at(1.0) == (0.25, float(out.low[2]), float(out.high[2]))
+    with pytest.raises(ValueError, match="not among"):
+        out.at(0.3)
     with pytest.raises(ValueError, match="eps"):
         certified_accuracy(logits, y, 1.0, eps=(-1.0,))
     with pytest.raises(ValueError, match="lipschitz"):

@@ -164,9 +164,8 @@ def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
         cert = r.certified
         cells = []
         for e in at:
-            k = int(torch.isclose(cert.eps, torch.tensor(float(e), dtype=torch.float64)).nonzero()[0])
-            cells.append(_ci(float(cert.accuracy[k]), (float(cert.low[k]), float(cert.high[k])),
-                             "{:.1%}"))
+            acc, lo, hi = cert.at(e)
+            cells.append(_ci(acc, (lo, hi), "{:.1%}"))
         rows.append([r.name, r.test_error, r.bracket.upper, r.bracket.lower, r.margin, *cells,
                      _attack_cell(r)])
     return table(rows, ["network", "test error", "bound L", "lower bound", "median margin",
@@ -193,9 +192,7 @@ def published_table(ours: list["NetworkReport"], *, eps: float):
     rows = [[p["method"], p["reported_by"], p["eps"], p["clean"], p["certified"], p["where"]]
             for p in PUBLISHED]
     for r in ours:
-        cert = r.certified
-        k = int(torch.isclose(cert.eps, torch.tensor(float(eps), dtype=torch.float64)).nonzero()[0])
-        rows.append([r.name, "this chapter", eps, 1 - r.test_error, float(cert.accuracy[k]), "–"])
+        rows.append([r.name, "this chapter", eps, 1 - r.test_error, r.certified.at(eps)[0], "–"])
     return table(rows, ["method", "reported by", "L2 radius", "clean accuracy",
                         "certified accuracy", "where the number is printed"],
                  caption="Certified L2 robustness on MNIST: published numbers and ours")
@@ -343,12 +340,10 @@ def network_entries(r: NetworkReport, *, eps_keys: tuple[float, ...]) -> list[di
                           note="a certified radius is a lower bound on every adversarial "
                                "distance")]
     for e in eps_keys:
-        k = int(torch.isclose(r.certified.eps, torch.tensor(float(e), dtype=torch.float64))
-                .nonzero()[0])
-        out.append(entry(f"{r.name}: certified accuracy at eps = {e:g}",
-                         float(r.certified.accuracy[k]), unit="fraction",
+        acc, lo, hi = r.certified.at(e)
+        out.append(entry(f"{r.name}: certified accuracy at eps = {e:g}", acc, unit="fraction",
                          note=f"over {r.certified.n} test digits; Wilson 95% "
-                              f"[{float(r.certified.low[k]):.4f}, {float(r.certified.high[k]):.4f}]"))
+                              f"[{lo:.4f}, {hi:.4f}]"))
     return out
 
 
@@ -391,13 +386,8 @@ def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
     digits of one trained network each: a network-to-network spread needs seeds."""
     plain, others = reports[0], reports[1:]
 
-    def at(r):
-        k = int(torch.isclose(r.certified.eps, torch.tensor(float(eps), dtype=torch.float64))
-                .nonzero()[0])
-        return float(r.certified.accuracy[k]), float(r.certified.low[k]), float(r.certified.high[k])
-
-    best = max(others, key=lambda r: at(r)[0])
-    b, p = at(best), at(plain)
+    best = max(others, key=lambda r: r.certified.at(eps)[0])
+    b, p = best.certified.at(eps), plain.certified.at(eps)
     if b[0] == 0 and p[0] == 0:
         verdict = f"no network certifies a single test digit at eps = {eps:g}"
     elif b[1] > p[2]:
