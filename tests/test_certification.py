@@ -7,7 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from advtut.certification import certified_accuracy, first_order_radius, lipschitz_lower_bound
+from advtut.certification import (
+    certified_accuracy,
+    first_order_radius,
+    jacobian_climb,
+    lipschitz_lower_bound,
+)
 
 
 def test_certified_accuracy_counts_correct_examples_whose_radius_exceeds_eps():
@@ -71,6 +76,32 @@ def test_ascent_climbs_above_its_starts_on_a_relu_network_and_never_past_its_con
     assert out.value >= 1.1 * out.at_start                 # the ascent found steeper regions
     assert out.value >= 0.95 * on_grid
     assert out.value <= float(torch.linalg.matrix_norm(w2, 2) * torch.linalg.matrix_norm(w1, 2))
+
+
+def test_climb_finds_the_steep_region_and_never_goes_down():
+    # f(x) = x + 9 relu(x - 0.6) pixel by pixel: Jacobian norm 1 where every pixel is below 0.6,
+    # 10 once any is above. From starts at 0.45 (norm 1) a search of sigma 0.1 must get there;
+    # a search of sigma 1e-4 cannot (the kink is 1,500 sigmas away) and must stay at 1
+    f = lambda x: x + 9 * torch.relu(x - 0.6)                          # noqa: E731
+    x0 = torch.full((3, 4), 0.45, dtype=torch.float64)
+    x, norms = jacobian_climb(f, x0, rounds=10, proposals=8, sigma=0.1, seed=0)
+    assert torch.allclose(norms, torch.full((3,), 10.0, dtype=torch.float64), rtol=1e-6)
+    assert bool((x > 0.6).any(dim=1).all()) and bool(((x >= 0) & (x <= 1)).all())
+    _, stuck = jacobian_climb(f, x0, rounds=10, proposals=8, sigma=1e-4, seed=0)
+    assert torch.allclose(stuck, torch.ones(3, dtype=torch.float64), rtol=1e-6)
+    # through lipschitz_lower_bound: the climb's value is kept, and bounded by the constant 10
+    out = lipschitz_lower_bound(f, x0, steps=0, radius=1e-3, climb_rounds=10, seed=0)
+    assert out.climbed == pytest.approx(10.0, rel=1e-6) and out.value <= 10 * (1 + 1e-9)
+    assert out.at_start == pytest.approx(1.0, rel=1e-6)
+
+
+def test_climb_refuses_bad_settings():
+    with pytest.raises(ValueError, match="rounds"):
+        jacobian_climb(lambda x: x, torch.zeros(2, 3), rounds=-1)
+    with pytest.raises(ValueError, match="sigma"):
+        jacobian_climb(lambda x: x, torch.zeros(2, 3), rounds=1, sigma=0.0)
+    with pytest.raises(ValueError, match="inside bounds"):
+        jacobian_climb(lambda x: x, torch.full((2, 3), 2.0), rounds=1)
 
 
 def test_ascent_refuses_starts_outside_the_box():

@@ -132,8 +132,17 @@ def test_sandwich_certified_radius_is_below_every_attack(tiny_digits):
 def test_bracket_orders_its_two_ends_on_a_trained_network(tiny_digits):
     x, y = tiny_digits
     model, _ = mnist_cnn(x, y, epochs=1, seed=0, progress=False)
-    br = ch5.bracket(model, x[:4], n_noise=4, steps=10, seed=0, power_iter=30)
+    br = ch5.bracket(model, x[:16], n_starts=4, n_noise=4, steps=10, seed=0, power_iter=30,
+                     climb_rounds=2)
     assert br.at_test <= br.lower <= br.upper and br.n_starts == 8
+    assert br.lower == max(br.at_test, br.search)
+    # the starts are the steepest test images: a search from them starts at the test maximum
+    from advtut.spectral import local_lipschitz
+
+    local = local_lipschitz(model, x[:16], max_iter=30)
+    assert br.at_test == pytest.approx(float(local.max()), rel=1e-6)
+    with pytest.raises(ValueError, match="local"):
+        ch5.bracket(model, x[:16], n_starts=4, n_noise=0, steps=1, seed=0, local=local[:3])
     assert br.gap == pytest.approx(br.upper / br.lower)
     assert check_results({"chapter": "05_spectral",
                           "results": report.bracket_entries("tiny", br)}) == []
@@ -145,29 +154,46 @@ def test_network_report_and_its_tables(tiny_digits):
     x, y = tiny_digits
     eps = (0.0, 0.01, 1.58)
     r = ch5.network_report("untrained", model, x[:32], y[:32], x[:2], eps=eps,
-                           bracket_settings=dict(n_noise=2, steps=5, seed=0, power_iter=10),
+                           bracket_settings=dict(n_starts=2, n_noise=2, steps=5, seed=0,
+                                                 power_iter=10),
                            attack_steps=10)
     assert r.certified.n == 32 and r.certified.accuracy[0] == pytest.approx(1 - r.test_error)
     assert bool((r.certified.accuracy[1:] <= r.certified.accuracy[:-1]).all())
     assert len(report.networks_table([r, r], at=(0.01,)).data) == 2
     published = report.published_table([r], eps=1.58).data
     assert len(published) == len(source.PUBLISHED) + 1 and published.iloc[-1, 0] == "untrained"
-    entries = report.network_entries(r, eps_keys=eps) + [report.verdict_entry([r, r], eps=0.01)]
-    assert entries[-1]["ours"] == "no network certifies a single test digit at eps = 0.01"
-    # constructed certified accuracies: the verdict follows the intervals
     from dataclasses import replace
 
     from advtut.certification import CertifiedAccuracy
+
+    twin = replace(r, name="twin", group="twin")
+    entries = report.network_entries(r, eps_keys=eps) + [report.verdict_entry([r, twin],
+                                                                              eps=0.01)]
+    assert entries[-1]["ours"] == "no network certifies a single test digit at eps = 0.01"
+    # constructed certified accuracies: the verdict follows the intervals
 
     def certifying(name, acc):
         e = torch.tensor([0.01], dtype=torch.float64)
         a = torch.tensor([acc], dtype=torch.float64)
         return replace(r, name=name, certified=CertifiedAccuracy(e, a, a - 0.01, a + 0.01, 100, 1.0))
 
+    def seeded(name, acc, seed):
+        return replace(certifying(name, acc), group=name, seed=seed)
+
     plain, weak, strong = certifying("plain", 0.2), certifying("weak", 0.205), certifying("s", 0.5)
+    plain, weak, strong = (replace(n, group=n.name) for n in (plain, weak, strong))
     assert report.verdict_entry([plain, weak, strong], eps=0.01)["ours"].startswith("yes: s")
     assert report.verdict_entry([plain, weak], eps=0.01)["ours"].startswith("not resolved")
     assert report.verdict_entry([strong, plain], eps=0.01)["ours"].startswith("no: every")
+    # over seeds, paired by seed: up in every seed is a yes; one seed down is not resolved
+    plains = [seeded("plain", 0.2, s) for s in range(3)]
+    ups = [seeded("s", a, s) for s, a in enumerate((0.5, 0.4, 0.45))]
+    mixed = [seeded("s", a, s) for s, a in enumerate((0.5, 0.1, 0.45))]
+    yes = report.verdict_entry([*plains, *ups], eps=0.01)["ours"]
+    assert yes.startswith("yes: s") and "in each of 3 seeds" in yes and "+25.0%" in yes
+    assert report.verdict_entry([*plains, *mixed], eps=0.01)["ours"].startswith("not resolved")
+    with pytest.raises(ValueError, match="seeds"):
+        report.verdict_entry([plains[0], *ups], eps=0.01)
     assert r.attack.shape == (2,) and r.certified_at_attack.shape == (2,)
     assert plots.plot_certified([r]) is not None
     assert plots.plot_attack_vs_certified([r]) is not None
@@ -205,9 +231,11 @@ def test_the_comparison_cnn_is_the_book_cnn_or_one_trained_on_its_first_digits(t
     x, y = tiny_digits
     plain, _ = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
     book = BookCNN(plain, x, y, {}, 1)
-    assert ch5.comparison_cnn(book, None, seed=0) is book
-    small = ch5.comparison_cnn(book, 32, seed=0, cache_dir=tmp_path)
+    assert ch5.comparison_cnn(book, None, seed=0, book_seed=0) is book
+    small = ch5.comparison_cnn(book, 32, seed=0, book_seed=0, cache_dir=tmp_path)
     assert torch.equal(small.x_train, x[:32]) and small.model is not plain
+    other = ch5.comparison_cnn(book, None, seed=1, book_seed=0, cache_dir=tmp_path)
+    assert torch.equal(other.x_train, x) and other.model is not plain   # another seed, same digits
 
 
 def test_each_regularised_network_is_its_own_cache_entry(tiny_digits, tmp_path):
@@ -226,6 +254,23 @@ def test_each_regularised_network_is_its_own_cache_entry(tiny_digits, tmp_path):
         ch5.train_regularised(book, "dropout", 0.5, every=1, seed=0)
 
 
+def test_matched_regularisers_aim_at_the_margin_networks_bound(tiny_digits, tmp_path):
+    x, y = tiny_digits
+    plain, _ = mnist_cnn(x, y, epochs=1, seed=0, cache_dir=tmp_path, progress=False)
+    book = BookCNN(plain, x, y, {}, 1)
+    nets = ch5.train_matched(book, 0.5, every=1, seed=0, cache_dir=tmp_path)
+    assert [r.method for r in nets] == ["margin", "rescale", "clip"]
+    bound = ch5.global_bound(nets[0].model)
+    assert nets[0].matched is None and nets[1].matched == nets[2].matched == bound
+    assert nets[1].strength == pytest.approx(bound ** 0.25, rel=1e-5)
+    assert ch5.global_bound(nets[1].model) <= nets[1].strength ** 4 * (1 + 1e-6)
+    assert nets[1].name == nets[1].group and "seed" not in nets[1].name
+    tagged = ch5.train_matched(book, 0.5, every=1, seed=0, name_seed=True, cache_dir=tmp_path)
+    assert tagged[2].name == tagged[2].group + " · seed 0"
+    entries = report.regulariser_checks(nets, x[:8], y[:8], plain)
+    assert check_results({"chapter": "05_spectral", "results": entries}) == []
+
+
 def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
     by_id = {c.id: c for c in chapters()}
     assert _cache_parameter(by_id["05_spectral"], tmp_path, "quick") == {
@@ -241,10 +286,11 @@ def test_sandwich_runs_on_a_gpu(tiny_digits):
     sw = ch5.sandwich(model, tiny_digits[0][:2].cuda(), n_labels=None, max_iter=10,
                       c_rel_tol=0.5, refine_steps=1, n_check=2, check_steps=10)
     assert sw.certified.device.type == "cpu" and sw.found.shape == (2,)
-    br = ch5.bracket(model, tiny_digits[0][:2].cuda(), n_noise=2, steps=5, seed=0, power_iter=10)
-    assert br.lower <= br.upper
     rows = ch5.cnn_norms(model, tiny_digits[0][:2].cuda(), max_iter=10, tol=1e-3)
     assert rows[-1].bound >= rows[-1].local_max * (1 - 1e-9)
+    br = ch5.bracket(model, tiny_digits[0][:2].cuda(), n_starts=1, n_noise=2, steps=5, seed=0,
+                     power_iter=10, climb_rounds=2, local=rows[-1].local)
+    assert br.lower <= br.upper
 
 
 def _spiked_linear(seed: int) -> nn.Linear:

@@ -190,7 +190,8 @@ def global_bound(model: MnistCNN) -> float:
 class CNNNorms:
     """A CNN's per-layer norms and the whole network's (``layer == "network"``): the paper's
     printed formula, the corrected bound, the exact norm as applied, and the local Lipschitz
-    constants (largest Jacobian singular value) at test images, mean and max."""
+    constants (largest Jacobian singular value) at test images, mean and max, and ``local``:
+    ``(N,)`` each image's (None without images)."""
 
     layer: str
     printed: float
@@ -198,6 +199,7 @@ class CNNNorms:
     exact: float
     local_mean: float
     local_max: float
+    local: torch.Tensor | None = None
 
 
 def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, max_iter: int,
@@ -218,28 +220,32 @@ def cnn_norms(model: MnistCNN, x: torch.Tensor | None, *, max_iter: int,
         local = local_lipschitz(f, h, max_iter=max_iter, tol=tol) if x is not None else None
         rows.append(CNNNorms(name, n.printed, n.bound, n.exact,
                              nan if local is None else float(local.mean()),
-                             nan if local is None else float(local.max())))
+                             nan if local is None else float(local.max()),
+                             None if local is None else local.cpu()))
     local = local_lipschitz(model, x, max_iter=max_iter, tol=tol) if x is not None else None
     pools = max_pool_lipschitz(2) ** 2
     rows.append(CNNNorms("network", pools * math.prod(r.printed for r in rows),
                          pools * math.prod(r.bound for r in rows),
                          pools * math.prod(r.exact for r in rows),
                          nan if local is None else float(local.mean()),
-                         nan if local is None else float(local.max())))
+                         nan if local is None else float(local.max()),
+                         None if local is None else local.cpu()))
     return rows
 
 
-def comparison_cnn(book: BookCNN, n_train: int | None, *, seed: int, device="cpu",
-                   cache_dir=None) -> BookCNN:
-    """The plain network the regularisers are compared with: ``book`` itself when ``n_train``
-    is None (or not smaller than its training set), otherwise the same CNN trained the same way
-    on the first ``n_train`` of ``book``'s digits (already a seeded random subset), so that
-    every network of the comparison sees the same digits."""
-    if n_train is None or n_train >= len(book.x_train):
+def comparison_cnn(book: BookCNN, n_train: int | None, *, seed: int, book_seed: int,
+                   device="cpu", cache_dir=None) -> BookCNN:
+    """The plain network the regularisers trained with ``seed`` are compared with: ``book``
+    itself (trained with ``book_seed``) when it used that seed and ``n_train`` is None (or not
+    smaller than its training set), otherwise the same CNN trained the same way with ``seed``
+    on the first ``n_train`` of ``book``'s digits (already a seeded random subset): every
+    network of the comparison, whatever its seed, sees the same digits."""
+    n = len(book.x_train) if n_train is None else min(n_train, len(book.x_train))
+    if n == len(book.x_train) and seed == book_seed:
         return book
-    x, y = book.x_train[:n_train], book.y_train[:n_train]
+    x, y = book.x_train[:n], book.y_train[:n]
     model, info = mnist_cnn(x, y, epochs=book.epochs, seed=seed, device=device,
-                            cache_dir=cache_dir, variant=f"plain{n_train}")
+                            cache_dir=cache_dir, variant=f"plain{n}")
     return BookCNN(model, x, y, info, book.epochs)
 
 
@@ -288,6 +294,48 @@ def train_regularised(book: BookCNN, method: str, strength: float, *, every: int
     return model
 
 
+@dataclass(frozen=True)
+class Regularised:
+    """One regularised network: ``name`` (method and strength, and the seed when the
+    comparison has several), ``group`` (the name without the seed), ``method`` (one of
+    :data:`REGULARISERS`), ``strength``, ``seed``, ``model`` (eval mode) and ``matched``: the
+    product bound its per-layer target was chosen to reach (None for a margin network)."""
+
+    name: str
+    group: str
+    method: str
+    strength: float
+    seed: int
+    model: MnistCNN
+    matched: float | None
+
+
+def train_matched(base: BookCNN, eps: float, *, methods=("rescale", "clip"), every: int,
+                  seed: int, name_seed: bool = False, device="cpu",
+                  cache_dir=None) -> list[Regularised]:
+    """Regularisers matched by the bound they reach: Lipschitz-margin training at the radius
+    ``eps`` first; its network's product bound ``B`` (:func:`global_bound`) then sets the
+    per-layer target ``t = B ** (1/4)`` of each of ``methods`` (four rectified layers,
+    1-Lipschitz poolings), so that rescaling reaches a bound of at most ``B`` and clipping one
+    near it (its projection onto the 5 x 5 support can leave a convolution above ``t``).
+    Every network trains as :func:`train_regularised` with ``seed`` on ``base``'s digits;
+    ``name_seed``: put the seed into the names (a comparison over several seeds)."""
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    tag = f" · seed {seed}" if name_seed else ""
+
+    def one(method, strength, matched):
+        group = f"margin ε={strength:g}" if method == "margin" else f"{method} t={strength:.3g}"
+        model = train_regularised(base, method, strength, every=every, seed=seed,
+                                  device=device, cache_dir=cache_dir)
+        return Regularised(group + tag, group, method, strength, seed, model, matched)
+
+    margin = one("margin", eps, None)
+    bound = global_bound(margin.model)
+    target = float(f"{bound ** 0.25:.6g}")          # a readable, cache-stable target
+    return [margin, *(one(m, target, bound) for m in methods)]
+
+
 # --- the bracket and the sandwich ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -295,38 +343,49 @@ class Bracket:
     """The network's L2 Lipschitz constant lies in ``[lower, upper]``.
 
     ``upper``: the product of the layers' bounds (:func:`global_bound`); ``lower``: the
-    largest stretch found by :func:`~advtut.certification.lipschitz_lower_bound` over the
-    input box (from ``n_starts`` starts: test images and uniform noise); ``at_test``: the
-    largest Jacobian norm at the starting test images alone (what the local constants of
-    :func:`cnn_norms` see); ``gap``: ``upper / lower``, how loose the bound can at most be."""
+    larger of ``at_test`` and ``search``; ``at_test``: the largest Jacobian norm at the test
+    images (what the local constants of :func:`cnn_norms` see); ``search``: the largest
+    stretch :func:`~advtut.certification.lipschitz_lower_bound` found over the input box
+    (pair ascent and local search from ``n_starts`` starts: the steepest test images and
+    uniform noise); ``gap``: ``upper / lower``, how loose the bound can at most be."""
 
     upper: float
     lower: float
     at_test: float
+    search: float
     gap: float
     n_starts: int
 
 
-def bracket(model: MnistCNN, x_test: torch.Tensor, *, n_noise: int, steps: int, seed: int,
-            power_iter: int = 100, measured: float = 0.0) -> Bracket:
-    """:class:`Bracket` of ``model`` from ascents that start at the test images ``x_test``
-    ``(N, 1, 28, 28)`` and at ``n_noise`` seeded uniform-noise images, in the model's dtype
+def bracket(model: MnistCNN, x_test: torch.Tensor, *, n_starts: int, n_noise: int, steps: int,
+            seed: int, power_iter: int = 100, climb_rounds: int = 0,
+            local: torch.Tensor | None = None) -> Bracket:
+    """:class:`Bracket` of ``model`` at the test images ``x_test`` ``(N, 1, 28, 28)``: their
+    Jacobian norms (``local`` ``(N,)`` when already measured, e.g. :class:`CNNNorms`'s,
+    otherwise :func:`~advtut.spectral.local_lipschitz` with ``power_iter``), then the search
+    from the ``n_starts`` test images of largest norm and ``n_noise`` seeded uniform-noise
+    images (``steps`` of pair ascent, ``climb_rounds`` of local search), in the model's dtype
     on its device (a stretch reached in float32 is a lower bound to float32's rounding, far
-    below the gap to the upper bound; the upper bound is float64). ``measured``: a Jacobian
-    norm already measured at other test images (e.g. :func:`cnn_norms`'s local max), itself
-    a lower bound, taken into ``at_test`` and ``lower``."""
+    below the gap to the upper bound; the upper bound is float64)."""
     from advtut.certification import lipschitz_lower_bound
 
     net = model.eval()
     p = next(net.parameters())
+    x_test = x_test.to(p.device, p.dtype)
+    if local is None:
+        local = local_lipschitz(net, x_test, max_iter=power_iter, seed=seed)
+    if local.shape != (len(x_test),):
+        raise ValueError(f"local must have shape ({len(x_test)},), got {tuple(local.shape)}")
+    steep = x_test[local.cpu().argsort(descending=True)[:n_starts].to(p.device)]
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.rand((n_noise, *x_test.shape[1:]), generator=gen)
-    starts = torch.cat([x_test.cpu().to(noise.dtype), noise]).to(p.device, p.dtype)
-    low = lipschitz_lower_bound(net, starts, steps=steps, seed=seed, power_iter=power_iter)
-    at_test = max(float(low.start_norms[:len(x_test)].max()), float(measured))
+    noise = torch.rand((n_noise, *x_test.shape[1:]), generator=gen, dtype=p.dtype)
+    starts = torch.cat([steep, noise.to(p.device)])
+    low = lipschitz_lower_bound(net, starts, steps=steps, seed=seed, power_iter=power_iter,
+                                climb_rounds=climb_rounds)
+    at_test = max(float(local.max()), low.at_start)
     upper = global_bound(model)
     lower = max(low.value, at_test)
-    return Bracket(upper, lower, at_test, upper / lower, len(starts))
+    return Bracket(upper, lower, at_test, low.value, upper / lower, len(starts))
 
 
 @dataclass(frozen=True)
@@ -415,7 +474,9 @@ class NetworkReport:
     radius (:class:`~advtut.certification.CertifiedAccuracy`), its median logit margin there,
     and ``attack``: ``(M,)`` the L2 distances foolbox's DDN reached at the attacked images
     (inf where it failed; None without foolbox), with ``certified_at_attack`` ``(M,)`` the
-    certified radii there."""
+    certified radii there. ``group``: the network without its seed (what the verdict compares
+    across seeds), ``seed``: its training seed, ``matched``: the bound its strength was chosen
+    to reach (None: not matched)."""
 
     name: str
     test_error: float
@@ -424,15 +485,19 @@ class NetworkReport:
     margin: float
     attack: torch.Tensor | None
     certified_at_attack: torch.Tensor
+    group: str
+    seed: int
+    matched: float | None = None
 
 
 def network_report(name: str, model: MnistCNN, x_test: torch.Tensor, y_test: torch.Tensor,
-                   x_attack: torch.Tensor, *, eps, bracket_settings: dict,
-                   attack_steps: int) -> NetworkReport:
+                   x_attack: torch.Tensor, *, eps, bracket_settings: dict, attack_steps: int,
+                   group: str | None = None, seed: int = 0,
+                   matched: float | None = None) -> NetworkReport:
     """:class:`NetworkReport` of ``model``: certified accuracy over ``x_test`` ``(N, 1, 28,
-    28)`` / ``y_test`` at the radii ``eps``, :func:`bracket` (its ``bracket_settings``, started
-    at ``x_attack``) and :func:`ddn_distances` (``attack_steps``) at the images of
-    ``x_attack``, each moved away from the label ``model`` gives it."""
+    28)`` / ``y_test`` at the radii ``eps``, :func:`bracket` (its ``bracket_settings``, at
+    ``x_attack``) and :func:`ddn_distances` (``attack_steps``) at the images of ``x_attack``,
+    each moved away from the label ``model`` gives it. ``group`` defaults to ``name``."""
     from advtut.certification import certified_accuracy
 
     z = model_logits(model, x_test).cpu()
@@ -444,7 +509,7 @@ def network_report(name: str, model: MnistCNN, x_test: torch.Tensor, y_test: tor
     za = model_logits(model, x_attack).cpu()
     dist = ddn_distances(model, x_attack, za.argmax(1).to(x_attack.device), steps=attack_steps)
     return NetworkReport(name, err, br, cert, float((top2[:, 0] - top2[:, 1]).median()), dist,
-                         certified_radius(za, br.upper))
+                         certified_radius(za, br.upper), group or name, seed, matched)
 
 
 def clip_check(model: MnistCNN, target: float) -> tuple[dict[str, float], dict[str, float]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from advtut.chapters.spectral.experiments import CNNNorms, NetworkReport, Sandwich
 
 __all__ = ["plot_layer_norms", "plot_sandwich", "plot_certified", "plot_attack_vs_certified"]
@@ -65,18 +67,27 @@ def plot_sandwich(sandwiches: dict[str, Sandwich], *, ax=None):
 
 
 def plot_certified(reports: list[NetworkReport], *, ax=None):
-    """Certified accuracy over the test set against the L2 radius, one curve per network,
-    with its Wilson 95% band; radius 0 is the plain accuracy."""
+    """Certified accuracy over the test set against the L2 radius, one curve per network
+    (group): with one seed its Wilson 95% band, with several the mean over seeds and the band
+    from the lowest to the highest seed; radius 0 is the plain accuracy."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    groups: dict[str, list[NetworkReport]] = {}
+    for r in reports:
+        groups.setdefault(r.group, []).append(r)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for r, color in zip(reports, colors):
-        c = r.certified
-        ax.plot(c.eps, c.accuracy, marker="o", ms=4, color=color,
-                label=f"{r.name} (L = {c.lipschitz:.3g})")
-        ax.fill_between(c.eps, c.low, c.high, color=color, alpha=0.2, lw=0)
+    for (group, rs), color in zip(groups.items(), colors * 2):
+        acc = torch.stack([r.certified.accuracy for r in rs])
+        eps, lip = rs[0].certified.eps, sum(r.certified.lipschitz for r in rs) / len(rs)
+        if len(rs) == 1:
+            low, high, what = rs[0].certified.low, rs[0].certified.high, ""
+        else:
+            low, high, what = acc.min(0).values, acc.max(0).values, f", {len(rs)} seeds"
+        ax.plot(eps, acc.mean(0), marker="o", ms=4, color=color,
+                label=f"{group} (L = {lip:.3g}{what})")
+        ax.fill_between(eps, low, high, color=color, alpha=0.2, lw=0)
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_ylim(0, 1)
     ax.set_xlabel("L2 radius ε (pixels in [0, 1])")
@@ -87,15 +98,17 @@ def plot_certified(reports: list[NetworkReport], *, ax=None):
 
 
 def plot_attack_vs_certified(reports: list[NetworkReport], *, ax=None):
-    """Per network, each attacked image as a point: its certified radius (x) against the
-    distance DDN needed (y), log-log, with the diagonal below which no point can lie."""
+    """Per network of the first seed, each attacked image as a point: its certified radius
+    (x) against the distance DDN needed (y), log-log, with the diagonal below which no point
+    can lie."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
     lo, hi = math.inf, 0.0
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for r, color in zip(reports, colors):
+    first = min(r.seed for r in reports)
+    for r, color in zip([r for r in reports if r.seed == first], colors * 2):
         if r.attack is None:
             continue
         ok = (r.attack < math.inf) & (r.certified_at_attack > 0)

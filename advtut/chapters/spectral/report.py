@@ -92,34 +92,38 @@ def cnn_table(init: list[CNNNorms], trained: list[CNNNorms]):
 
 def bracket_table(brackets: dict[str, "Bracket"]):
     """Per network: the bracket ``lower <= L <= upper`` and how loose the bound can be."""
-    rows = [[name, b.at_test, b.lower, b.upper, b.gap] for name, b in brackets.items()]
-    return table(rows, ["network", "largest ||J|| at test images", "lower bound",
-                        "upper bound (product)", "upper / lower"],
+    rows = [[name, b.at_test, b.search, b.lower, b.upper, b.gap] for name, b in brackets.items()]
+    return table(rows, ["network", "largest ||J|| at test images", "largest found by the search",
+                        "lower bound", "upper bound (product)", "upper / lower"],
                  caption="The network's Lipschitz constant lies between the two bounds "
                          "(L2 → L2, pixels in [0, 1])")
 
 
 def sandwich_summary(sw: Sandwich) -> dict:
-    """Medians (with order-statistic 95% intervals) over the images the attack fooled, the
-    fraction certified <= found, and the second attack's agreement where it ran."""
+    """Medians (with order-statistic 95% intervals) over every attacked image, a failed
+    attack counting as an infinite distance (the minimal distortion is beyond what it
+    searched; dropping the image would bias the median down), the fraction certified <= found,
+    and the second attack's agreement on the images it ran on."""
     ok = sw.success
-    c, e, f = sw.certified[ok], sw.first_order[ok], sw.found[ok]
+    c, e, f = sw.certified, sw.first_order, sw.found
     ratio = f / c
     ran = ~torch.isnan(sw.check)
-    both = ran & ok & torch.isfinite(sw.check)
     out = {"n": len(ok), "success": float(ok.double().mean()),
-           "margin": float(sw.margin[ok].median()),
+           "margin": float(sw.margin.median()),
            "certified": float(c.median()), "certified_ci": median_interval(c),
            "first_order": float(e.median()), "first_order_ci": median_interval(e),
            "found": float(f.median()), "found_ci": median_interval(f),
            "ratio": float(ratio.median()), "ratio_ci": median_interval(ratio),
-           "ratio_min": float(ratio.min()), "ratio_max": float(ratio.max()),
-           "consistent": float((sw.certified[ok] <= sw.found[ok]).double().mean()),
+           "ratio_min": float(ratio.min()), "ratio_max": float(ratio[ok].max()) if ok.any()
+           else float("inf"),
+           "consistent": float((c <= f).double().mean()),
            "n_check": int(ran.sum()), "labels": sw.labels_tried}
+    both = ran & ok
     if both.any():
         out["check_over_found"] = float((sw.check[both] / sw.found[both]).median())
-        out["found_le_check"] = float((sw.found[both] <= sw.check[both]).double().mean())
-        out["check_consistent"] = float((sw.certified[both] <= sw.check[both]).double().mean())
+        out["check_failed"] = int((ran & ~torch.isfinite(sw.check)).sum())
+        out["found_le_check"] = float((sw.found[ran] <= sw.check[ran]).double().mean())
+        out["check_consistent"] = float((sw.certified[ran] <= sw.check[ran]).double().mean())
     return out
 
 
@@ -149,9 +153,9 @@ def check_table(sandwiches: dict[str, Sandwich]):
     for name, sw in sandwiches.items():
         s = sandwich_summary(sw)
         if "check_over_found" in s:
-            rows.append([name, s["n_check"], s["check_over_found"], s["found_le_check"],
-                         s["check_consistent"]])
-    return table(rows, ["network", "images", "median DDN / L-BFGS distance",
+            rows.append([name, s["n_check"], s["check_failed"], s["check_over_found"],
+                         s["found_le_check"], s["check_consistent"]])
+    return table(rows, ["network", "images", "DDN failed", "median DDN / L-BFGS distance",
                         "L-BFGS ≤ DDN", "certified ≤ DDN"],
                  caption="A second, independent attack on the first images")
 
@@ -166,24 +170,24 @@ def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
         for e in at:
             acc, lo, hi = cert.at(e)
             cells.append(_ci(acc, (lo, hi), "{:.1%}"))
-        rows.append([r.name, r.test_error, r.bracket.upper, r.bracket.lower, r.margin, *cells,
-                     _attack_cell(r)])
-    return table(rows, ["network", "test error", "bound L", "lower bound", "median margin",
-                        *[f"certified at ε = {e:g}" for e in at], "DDN distance (median)"],
+        rows.append([r.name, r.test_error, r.matched, r.bracket.upper, r.bracket.lower, r.margin,
+                     *cells, _attack_cell(r)])
+    return table(rows, ["network", "test error", "bound aimed at", "bound L", "lower bound",
+                        "median margin", *[f"certified at ε = {e:g}" for e in at],
+                        "DDN distance (median)"],
                  caption="Does a smaller bound buy robustness? Certified accuracy over "
                          f"{reports[0].certified.n:,} test digits (Wilson 95% intervals); "
                          "the attack's distance "
-                         "over the attacked images (order-statistic 95% interval)")
+                         "over the attacked images, a failure counting as infinite "
+                         "(order-statistic 95% interval)")
 
 
 def _attack_cell(r: NetworkReport) -> str:
     if r.attack is None:
         return "– (foolbox missing)"
-    ok = torch.isfinite(r.attack)
-    if not ok.any():
-        return "– (no success)"
-    d = r.attack[ok]
-    return _ci(float(d.median()), median_interval(d))
+    failed = int((~torch.isfinite(r.attack)).sum())
+    cell = _ci(float(r.attack.median()), median_interval(r.attack))
+    return cell + (f" ({failed} failed)" if failed else "")
 
 
 def published_table(ours: list["NetworkReport"], *, eps: float):
@@ -191,8 +195,11 @@ def published_table(ours: list["NetworkReport"], *, eps: float):
     published rows: :data:`advtut.chapters.spectral.source.PUBLISHED`)."""
     rows = [[p["method"], p["reported_by"], p["eps"], p["clean"], p["certified"], p["where"]]
             for p in PUBLISHED]
+    first = min(r.seed for r in ours)
     for r in ours:
-        rows.append([r.name, "this chapter", eps, 1 - r.test_error, r.certified.at(eps)[0], "–"])
+        if r.seed == first:
+            rows.append([r.name, "this chapter", eps, 1 - r.test_error, r.certified.at(eps)[0],
+                         "–"])
     return table(rows, ["method", "reported by", "L2 radius", "clean accuracy",
                         "certified accuracy", "where the number is printed"],
                  caption="Certified L2 robustness on MNIST: published numbers and ours")
@@ -283,10 +290,13 @@ def cnn_entries(init: list[CNNNorms], trained: list[CNNNorms]) -> list[dict]:
 
 def bracket_entries(name: str, b: Bracket) -> list[dict]:
     """The bracket's two ends, its gap, and the invariant lower <= upper."""
-    return [entry(f"{name}: lower bound on L (input-space ascent)", b.lower,
-                  note=f"largest stretch found from {b.n_starts} starts (test images and noise)"),
+    return [entry(f"{name}: lower bound on L", b.lower,
+                  note="the larger of the test images' largest ||J|| and the search's"),
             entry(f"{name}: largest ||J|| at the test images", b.at_test,
                   note="the local constants alone"),
+            entry(f"{name}: largest stretch found by the search", b.search,
+                  note=f"pair ascent and local search from {b.n_starts} starts (the steepest "
+                       "test images and uniform noise)"),
             entry(f"{name}: upper bound / lower bound", b.gap,
                   note="the bound is at most this many times the true constant"),
             invariant(f"{name}: lower bound <= upper bound", b.lower, op="<=", value=b.upper,
@@ -330,12 +340,13 @@ def network_entries(r: NetworkReport, *, eps_keys: tuple[float, ...]) -> list[di
            entry(f"{r.name}: bound L", r.bracket.upper, note="product of the layer bounds"),
            entry(f"{r.name}: median logit margin", r.margin,
                  note="top logit minus the runner-up over the test set")]
-    if r.attack is not None and bool(torch.isfinite(r.attack).any()):
+    if r.attack is not None:
         ok = torch.isfinite(r.attack)
-        out += [entry(f"{r.name}: median DDN distance", float(r.attack[ok].median()), unit="L2",
-                      note=f"foolbox's DDN, untargeted, {int(ok.sum())} of {len(ok)} images"),
+        out += [entry(f"{r.name}: median DDN distance", float(r.attack.median()), unit="L2",
+                      note=f"foolbox's DDN, untargeted; it succeeded at {int(ok.sum())} of "
+                           f"{len(ok)} images (a failure counts as infinite)"),
                 invariant(f"{r.name}: fraction with certified radius <= DDN distance",
-                          float((r.certified_at_attack[ok] <= r.attack[ok]).double().mean()),
+                          float((r.certified_at_attack <= r.attack).double().mean()),
                           op="==", value=1.0,
                           note="a certified radius is a lower bound on every adversarial "
                                "distance")]
@@ -380,35 +391,70 @@ def margin_loss_invariant(gap: float) -> dict:
 
 
 def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
-    """Does any regulariser raise certified accuracy at ``eps``, and at what test error? The
-    best certified accuracy among the regularised networks (``reports[1:]``) against the plain
-    one's (``reports[0]``), with both bounds and test errors. The intervals are over test
-    digits of one trained network each: a network-to-network spread needs seeds."""
-    plain, others = reports[0], reports[1:]
+    """Does any regulariser raise certified accuracy at ``eps``, and at what test error?
 
-    best = max(others, key=lambda r: r.certified.at(eps)[0])
-    b, p = best.certified.at(eps), plain.certified.at(eps)
-    if b[0] == 0 and p[0] == 0:
+    ``reports[0]``'s group is the plain network (one report per seed), every other group a
+    regulariser. The regulariser of highest mean certified accuracy is paired, seed by seed,
+    with the plain network of the same seed: "yes" when its Wilson interval lies above the
+    plain one's in every seed, "no" when every regularised network's lies below in every
+    seed, otherwise not resolved. With several seeds the paired differences (mean, smallest,
+    largest) are the network-to-network spread; with one, the intervals are over test digits
+    of one trained network each, and the entry says so."""
+    plain_group = reports[0].group
+    plain = {r.seed: r for r in reports if r.group == plain_group}
+    groups: dict[str, list[NetworkReport]] = {}
+    for r in reports:
+        if r.group != plain_group:
+            groups.setdefault(r.group, []).append(r)
+    if not groups:
+        raise ValueError("reports must hold the plain network first and at least one other")
+    for rs in groups.values():
+        missing = sorted({r.seed for r in rs} - set(plain))
+        if missing:
+            raise ValueError(f"no plain network for seeds {missing}: report one per seed")
+
+    def acc(r):
+        return r.certified.at(eps)
+
+    def mean(values):
+        values = list(values)
+        return sum(values) / len(values)
+
+    best_group = max(groups, key=lambda g: mean(acc(r)[0] for r in groups[g]))
+    best = groups[best_group]
+    n = len(best)
+    seeds = "" if n == 1 else f" in each of {n} seeds"
+    diffs = [acc(b)[0] - acc(plain[b.seed])[0] for b in best]
+    spread = ("" if n == 1 else f"; paired difference {mean(diffs):+.1%} (from "
+              f"{min(diffs):+.1%} to {max(diffs):+.1%})")
+    b_acc, p_acc = mean(acc(r)[0] for r in best), mean(acc(plain[r.seed])[0] for r in best)
+    if all(acc(r)[0] == 0 for rs in (*groups.values(), list(plain.values())) for r in rs):
         verdict = f"no network certifies a single test digit at eps = {eps:g}"
-    elif b[1] > p[2]:
-        verdict = (f"yes: {best.name} (L = {best.bracket.upper:.3g}) certifies {b[0]:.1%} at "
-                   f"eps = {eps:g} against {p[0]:.1%} (L = {plain.bracket.upper:.3g}), at a "
-                   f"test error of {best.test_error:.1%} (plain {plain.test_error:.1%})")
-    elif b[2] < p[1]:
-        verdict = f"no: every regularised network certifies less than the plain one at eps = {eps:g}"
+    elif all(acc(b)[1] > acc(plain[b.seed])[2] for b in best):
+        verdict = (f"yes: {best_group} (L = {mean(r.bracket.upper for r in best):.3g}) "
+                   f"certifies {b_acc:.1%} at eps = {eps:g} against {p_acc:.1%} (L = "
+                   f"{mean(plain[r.seed].bracket.upper for r in best):.3g}){seeds}, at a test "
+                   f"error of {mean(r.test_error for r in best):.1%} (plain "
+                   f"{mean(plain[r.seed].test_error for r in best):.1%}){spread}")
+    elif all(acc(r)[2] < acc(plain[r.seed])[1] for rs in groups.values() for r in rs):
+        verdict = (f"no: every regularised network certifies less than the plain one at "
+                   f"eps = {eps:g}{seeds}")
     else:
-        verdict = f"not resolved at eps = {eps:g}: the intervals overlap"
+        verdict = (f"not resolved at eps = {eps:g}: the intervals overlap{' in some seed' if n > 1 else ''}"
+                   f"{spread}")
+    note = ("Wilson intervals over the test digits, one network each; no spread over training "
+            "seeds" if n == 1 else f"Wilson intervals over the test digits, paired by seed over "
+            f"{n} training seeds")
     return entry(f"verdict: does a regulariser raise certified accuracy at eps = {eps:g}?",
-                 verdict, note="Wilson intervals over the test digits, one network each; no "
-                               "spread over training seeds")
+                 verdict, note=note)
 
 
-def regulariser_checks(regularised: dict, settings, x, y, plain) -> list[dict]:
+def regulariser_checks(regularised: list, x, y, plain) -> list[dict]:
     """The regularisers' invariants: each rescaled network's bound at most ``t^4``, each
     clipped one's operators at most ``t`` before the projection (with the projected bounds as
     entries), and the margin loss equal to the cross-entropy at ``eps = 0`` (on ``plain``'s
-    logits at ``x``, ``y``). ``regularised``: name -> model, in the order of ``settings``
-    (``(method, strength)`` pairs, the profile's ``regularisers``)."""
+    logits at ``x``, ``y``). ``regularised``:
+    :class:`~advtut.chapters.spectral.experiments.Regularised` networks."""
     from advtut.chapters.spectral.experiments import (
         clip_check,
         global_bound,
@@ -416,10 +462,10 @@ def regulariser_checks(regularised: dict, settings, x, y, plain) -> list[dict]:
     )
 
     out = [margin_loss_invariant(margin_loss_gap(plain, x, y))]
-    for (name, model), (method, strength) in zip(regularised.items(), settings):
-        if method == "rescale":
-            out.append(rescale_invariant(name, global_bound(model), target=strength))
-        elif method == "clip":
-            tops, bounds = clip_check(model, strength)
-            out += clip_entries(name, tops, bounds, target=strength)
+    for r in regularised:
+        if r.method == "rescale":
+            out.append(rescale_invariant(r.name, global_bound(r.model), target=r.strength))
+        elif r.method == "clip":
+            tops, bounds = clip_check(r.model, r.strength)
+            out += clip_entries(r.name, tops, bounds, target=r.strength)
     return out
