@@ -16,7 +16,10 @@ Every norm here is the Euclidean (L2) one; the inputs' unit is whatever the laye
 - :func:`conv_matrix`: the dense matrix of a small convolution (exact references, tests).
 - :func:`operator_norm`: the norm of a layer as it is actually applied (its padding and stride,
   no bias) by power iteration with the layer and its adjoint.
-- :func:`max_pool_lipschitz`: the L2 Lipschitz constant of max-pooling (1 without overlap).
+- :func:`max_pool_lipschitz`: the L2 Lipschitz constant of max-pooling (1 without overlap);
+  :func:`avg_pool_lipschitz`: that of global average pooling, ``1 / sqrt(h w)``.
+- :func:`fold_batchnorm`: a convolution followed by BatchNorm in eval mode as one convolution,
+  so that the pair's norm is bounded like any convolution's.
 - :func:`local_lipschitz`: the largest singular value of a function's Jacobian at each input of
   a batch (power iteration on JVPs and VJPs): how much the network stretches there.
 - :func:`certified_radius`: no perturbation with ``||r||_2 < margin / (sqrt(2) L)`` changes the
@@ -42,7 +45,8 @@ from torch import nn
 
 __all__ = ["SCALINGS", "conv_frequency_norms", "conv_operator_norm_bound", "bound_grid",
            "linear_norm", "layer_bound", "circular_conv", "conv_matrix", "NormEstimate",
-           "operator_norm", "max_pool_lipschitz", "local_lipschitz", "certified_radius"]
+           "operator_norm", "max_pool_lipschitz", "avg_pool_lipschitz", "fold_batchnorm",
+           "local_lipschitz", "certified_radius"]
 
 SCALINGS = ("corrected", "paper")
 
@@ -289,6 +293,50 @@ def max_pool_lipschitz(kernel_size: int, stride: int | None = None) -> float:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return float(-(-kernel_size // stride))
+
+
+def avg_pool_lipschitz(height: int, width: int) -> float:
+    """The L2 Lipschitz constant of global average pooling over an ``height x width`` map,
+    channel by channel: ``1 / sqrt(height * width)``. Each output is the mean of ``h w``
+    inputs, a row of ``h w`` entries ``1 / (h w)`` per channel, whose norm is ``1/sqrt(h w)``;
+    the channels' rows do not overlap, so that is the operator norm."""
+    for name, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return 1.0 / math.sqrt(height * width)
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """``bn(conv(x))`` with ``bn`` in eval mode, as one ``nn.Conv2d`` (a new module, float64).
+
+    Eval-mode BatchNorm is ``gamma (h - mu) / sqrt(var + eps) + beta`` per output channel, an
+    affine map: the kernels of channel ``d`` are scaled by ``gamma_d / sqrt(var_d + eps)`` and
+    the bias becomes ``beta_d + (b_d - mu_d) gamma_d / sqrt(var_d + eps)``. The folded layer's
+    operator norm is the pair's, so :func:`layer_bound` bounds conv + BatchNorm together
+    (BatchNorm alone can stretch by ``max_d |gamma_d| / sqrt(var_d + eps)``). The running
+    statistics are used, as in eval mode; a BatchNorm without them is refused."""
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise ValueError(f"need an nn.Conv2d and an nn.BatchNorm2d, got {type(conv).__name__} "
+                         f"and {type(bn).__name__}")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f"bn has {bn.num_features} channels but conv has {conv.out_channels} "
+                         "outputs")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("bn keeps no running statistics (track_running_stats=False): its eval "
+                         "mode depends on the batch and it is no fixed affine map")
+    w, dev = conv.weight.detach().double(), conv.weight.device
+    ones = torch.ones(bn.num_features, dtype=torch.float64, device=dev)
+    gamma = bn.weight.detach().double() if bn.affine else ones
+    scale = gamma / (bn.running_var.double() + bn.eps).sqrt()
+    shift = bn.bias.detach().double() if bn.affine else torch.zeros_like(scale)
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(scale)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+                    bias=True, padding_mode=conv.padding_mode).to(dev, torch.float64)
+    with torch.no_grad():
+        out.weight.copy_(w * scale[:, None, None, None])
+        out.bias.copy_(shift + (b - bn.running_mean.double()) * scale)
+    return out
 
 
 def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,

@@ -17,7 +17,7 @@ from advtut.book.results import check_results
 from advtut.chapters.zoo import BookCNN, mnist_cnn
 from advtut.models import MnistCNN
 from advtut.projection import ProjectToBound
-from advtut.spectral import layer_bound
+from advtut.spectral import layer_bound, local_lipschitz
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +137,6 @@ def test_bracket_orders_its_two_ends_on_a_trained_network(tiny_digits):
     assert br.at_test <= br.lower <= br.upper and br.n_starts == 8
     assert br.lower == max(br.at_test, br.search)
     # the starts are the steepest test images: a search from them starts at the test maximum
-    from advtut.spectral import local_lipschitz
-
     local = local_lipschitz(model, x[:16], max_iter=30)
     assert br.at_test == pytest.approx(float(local.max()), rel=1e-6)
     with pytest.raises(ValueError, match="local"):
@@ -330,3 +328,31 @@ def test_table5_runs_its_power_iterations_in_float64(monkeypatch):
     model, _ = alexnet(None, seed=0)
     ch5.table5(model, max_iter=1, tol=1.0)
     assert seen == [torch.float64] * len(ch5.ALEXNET_LAYERS)
+
+
+def test_flowers_norms_fold_batchnorm_and_bound_the_network():
+    from advtut.models import ImageCNN
+
+    torch.manual_seed(0)
+    model = ImageCNN(widths=(4, 8), n_classes=5)
+    model.train()
+    for _ in range(3):                                # running statistics away from (0, 1)
+        model(torch.rand(16, 3, 16, 16))
+    model.eval()
+    rows = ch5.flowers_norms(model, 16, max_iter=200, tol=1e-10)
+    assert [r.layer for r in rows] == ["conv1 + bn1", "conv2 + bn2", "avgpool", "fc", "network"]
+    assert rows[2].bound == pytest.approx(1 / 4)      # a 4 x 4 map after two 2 x 2 poolings
+    for r in rows:
+        assert r.bound >= r.exact * (1 - 1e-9)
+    assert rows[-1].bound == pytest.approx(math.prod(r.bound for r in rows[:-1]))
+    # the folded layers are the network: conv + BN of the model as applied
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    folded = ch5.flowers_layers(model, 16)[0][1]
+    want = model.bns[0].double()(model.convs[0].double()(x))
+    assert torch.allclose(folded(x), want, atol=1e-12)
+    local = float(local_lipschitz(model.double(), x, max_iter=50).max())
+    entries = report.flowers_entries(rows, rows, local)
+    assert check_results({"chapter": "05_spectral", "results": entries}) == []
+    assert check_results({"chapter": "05_spectral",
+                          "results": report.flowers_entries(rows, rows, 2 * rows[-1].bound)})
+    assert len(report.flowers_table(rows, rows, []).data) == len(rows) + 1

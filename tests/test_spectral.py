@@ -7,12 +7,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from advtut.spectral import (
+    avg_pool_lipschitz,
     bound_grid,
     certified_radius,
     circular_conv,
     conv_frequency_norms,
     conv_matrix,
     conv_operator_norm_bound,
+    fold_batchnorm,
     layer_bound,
     linear_norm,
     local_lipschitz,
@@ -200,3 +202,39 @@ def test_certified_radius_is_below_a_linear_classifiers_exact_distance():
         certified_radius(z, 0.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(N, K\)"):
         certified_radius(z[:, :1], 1.0)
+
+
+def test_fold_batchnorm_is_the_pair_in_eval_mode_and_its_bound_bounds_the_pair():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    bn = torch.nn.BatchNorm2d(4)
+    bn.train()
+    for _ in range(3):                       # running statistics away from (0, 1)
+        bn(conv(2 + 3 * torch.randn(8, 3, 6, 6)))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, -2.0, 3.0, 1.0]))
+        bn.bias.copy_(torch.tensor([0.1, 0.2, -0.3, 0.0]))
+    bn.eval()
+    folded = fold_batchnorm(conv, bn)
+    x = torch.randn(5, 3, 6, 6, dtype=torch.float64)
+    pair = bn.double()(conv.double()(x))
+    assert torch.allclose(folded(x), pair, rtol=1e-12, atol=1e-12)
+    # the pair is affine: its linear part's exact norm (dense SVD) is at most the folded bound
+    dense = conv_matrix(folded.weight.detach(), 1, 6, padding=1)
+    exact = float(torch.linalg.matrix_norm(dense, 2))
+    assert exact <= layer_bound(folded, 6) * (1 + 1e-9)
+    with pytest.raises(ValueError, match="channels"):
+        fold_batchnorm(conv, torch.nn.BatchNorm2d(5))
+    with pytest.raises(ValueError, match="running statistics"):
+        fold_batchnorm(conv, torch.nn.BatchNorm2d(4, track_running_stats=False))
+
+
+def test_avg_pool_lipschitz_is_the_averaging_matrixs_norm():
+    h, w, c = 3, 5, 2
+    avg = torch.nn.AdaptiveAvgPool2d(1)
+    eye = torch.eye(c * h * w, dtype=torch.float64).view(-1, c, h, w)
+    dense = avg(eye).view(c * h * w, c).T                 # (c, c h w)
+    assert float(torch.linalg.matrix_norm(dense, 2)) == pytest.approx(
+        avg_pool_lipschitz(h, w), rel=1e-12)
+    with pytest.raises(ValueError, match="height"):
+        avg_pool_lipschitz(0, 3)

@@ -42,17 +42,14 @@ PROFILES: dict[str, dict[str, dict]] = {
         # 2-core CPU, so quick leaves it out and says so); n_networks: independently trained
         # MNIST CNNs (seeds seed, seed + 1, ...), the unit of replication for a claim about
         # networks: one in quick (the chapter says so), three in full; n_rows: rows per
-        # figure. The flowers CNN (used when no ImageNet AlexNet is loaded): image size, widths
-        # (full: 256 units in the last feature layer, which quick's power calculation asks for)
-        # and epochs.
+        # figure. The flowers CNN (used when no ImageNet AlexNet is loaded) is trained as
+        # "flowers_cnn" says.
         "quick": dict(k=8, ks=(8, 32), n_units=1_000, n_random=1_000, n_ablate=200,
                       ablate_images=2_000, code_dim=64, ica_components=64, ica_fit=5_000,
-                      photo_conv_ablation=False, n_networks=1, n_rows=4, flower_size=64,
-                      flower_widths=(16, 32, 64), flower_epochs=5),
+                      photo_conv_ablation=False, n_networks=1, n_rows=4),
         "full": dict(k=8, ks=(8, 32), n_units=3_000, n_random=3_000, n_ablate=1_000,
                      ablate_images=None, code_dim=256, ica_components=128, ica_fit=None,
-                     photo_conv_ablation=True, n_networks=3, n_rows=4, flower_size=128,
-                     flower_widths=(32, 64, 256), flower_epochs=30),
+                     photo_conv_ablation=True, n_networks=3, n_rows=4),
     },
     "04_lbfgs_mnist": {
         # quick: every table on a seeded 10,000-image subset with capped L-BFGS, 200 attacked
@@ -69,8 +66,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                      adv_rounds=10, adv_per_round=2_000, adv_max_iter=200, n_figure=20),
     },
     "05_spectral": {
-        # The MNIST CNN itself is trained as "mnist_cnn" says. power_*: AlexNet's and the
-        # layers' power iterations; n_local: test images for the local constants; n_ascent,
+        # The MNIST CNN is trained as "mnist_cnn" says, the flowers CNN as "flowers_cnn" says.
+        # power_*: AlexNet's and the
+        # layers' power iterations; n_local: test images for the local constants (n_photos:
+        # the flowers CNN's held-out photos, None: all of them, for its); n_ascent,
         # ascent_steps, ascent_power, climb_rounds: the bracket's input-space search (pair
         # ascent from the n_ascent steepest test images and as many noise images, the power
         # iterations at the points it reaches, then rounds of local search around them);
@@ -87,7 +86,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # published radius).
         "quick": dict(margin_eps=(0.05,), matched=("rescale", "clip"), n_seeds=1,
                       compare_train=5_000, project_every=10, power_iters=30, power_tol=1e-4,
-                      n_local=50, n_ascent=4, ascent_steps=20, ascent_power=20, climb_rounds=5,
+                      n_local=50, n_photos=16, n_ascent=4, ascent_steps=20, ascent_power=20, climb_rounds=5,
                       n_attack=50, attack_labels=3, attack_max_iter=12, c_rel_tol=0.5,
                       refine_steps=1, n_check=50, check_steps=60, attack_steps=50,
                       n_certify=5_000, sweep_cases=300,
@@ -95,7 +94,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                       eps_table=(0.02, 0.1, 1.58)),
         "full": dict(margin_eps=(0.02, 0.05, 0.1), matched=("rescale", "clip"), n_seeds=3,
                      compare_train=None, project_every=10, power_iters=3_000, power_tol=1e-7,
-                     n_local=1_000, n_ascent=128, ascent_steps=500, ascent_power=300,
+                     n_local=1_000, n_photos=None, n_ascent=128, ascent_steps=500, ascent_power=300,
                      climb_rounds=100, n_attack=500,
                      attack_labels=None, attack_max_iter=300, c_rel_tol=0.01, refine_steps=30,
                      n_check=500, check_steps=1_000, attack_steps=1_000, n_certify=None,
@@ -144,6 +143,13 @@ PROFILES: dict[str, dict[str, dict]] = {
         # subset of the training digits in quick, all 60,000 in full.
         "quick": dict(n_train=15_000, epochs=2),
         "full": dict(n_train=None, epochs=5),
+    },
+    "flowers_cnn": {
+        # The flowers CNN that chapters 3 and 5 share (advtut.chapters.zoo.book_flowers_cnn):
+        # photo size, widths (full: 256 units in the last feature layer, which chapter 3's
+        # power calculation asks for) and epochs on the seeded training split.
+        "quick": dict(size=64, widths=(16, 32, 64), epochs=5),
+        "full": dict(size=128, widths=(32, 64, 256), epochs=30),
     },
 }
 

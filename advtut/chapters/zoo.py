@@ -1,8 +1,9 @@
 """The book's trained networks, trained once and reused from a cache that is never stale.
 
-Chapters 3, 5 and 6 study the same MNIST CNN (:class:`advtut.models.MnistCNN`); chapter 3 also
-trains an :class:`~advtut.models.ImageCNN` on the flower photos with :func:`flowers_cnn`, the
-settings chapter 7 uses for its own (:data:`FLOWERS_CNN_TRAINING`). Each trains it
+Chapters 3, 5 and 6 study the same MNIST CNN (:class:`advtut.models.MnistCNN`); chapters 3 and
+5 also share an :class:`~advtut.models.ImageCNN` trained on the flower photos with
+:func:`flowers_cnn` (:func:`book_flowers_cnn`), the settings chapter 7 uses for its own
+(:data:`FLOWERS_CNN_TRAINING`). Each trains it
 with :func:`mnist_cnn`; with a ``cache_dir`` (the book passes one per build) the first chapter
 trains it and the others load it. The cache file's name holds a hash of the training settings,
 the training images, the device type and the source of the code that trains it
@@ -29,7 +30,7 @@ from advtut.seeding import seeded
 from advtut.training import train_minibatch
 
 __all__ = ["MNIST_CNN_TRAINING", "mnist_cnn", "BookCNN", "book_mnist_cnn",
-           "FLOWERS_CNN_TRAINING", "flowers_cnn"]
+           "FLOWERS_CNN_TRAINING", "flowers_cnn", "BookFlowersCNN", "book_flowers_cnn"]
 
 #: How :func:`mnist_cnn` trains (SGD with momentum, cosine learning rate, batches of 128):
 #: 98.9% test accuracy after two epochs on the 60,000 training digits.
@@ -158,3 +159,38 @@ def flowers_cnn(x: torch.Tensor, y: torch.Tensor, *, widths: tuple[int, ...], ep
     model = new()
     model.load_state_dict(saved["state"])
     return model.eval(), {"seconds": float(saved["seconds"]), "cached": cached}
+
+
+@dataclass(frozen=True)
+class BookFlowersCNN:
+    """The book's flowers CNN and what it was trained on.
+
+    ``model``: in eval mode; ``x_train`` ``(N, 3, size, size)`` in [0, 1] and ``y_train``
+    ``(N,)``: the photos of the seeded training split at ``size`` px; ``widths``, ``epochs``:
+    how it was built and trained; ``info``: see :func:`flowers_cnn`.
+    """
+
+    model: ImageCNN
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    size: int
+    widths: tuple[int, ...]
+    epochs: int
+    info: dict
+
+
+def book_flowers_cnn(*, profile: str, seed: int, device="cpu", cache_dir=None,
+                     progress: bool = True) -> BookFlowersCNN:
+    """The flowers CNN that chapters 3 and 5 share, trained as ``profile`` says
+    (:mod:`advtut.book.profiles`, ``"flowers_cnn"``) on the training split of the flower
+    photos (seeded by ``seed``) from the data root, or loaded from ``cache_dir`` when an
+    earlier chapter of the same build trained it."""
+    from advtut.book.profiles import settings
+    from advtut.data import load_flowers
+
+    cfg = settings("flowers_cnn", profile)
+    train = load_flowers("train", image_size=cfg["size"], seed=seed)
+    model, info = flowers_cnn(train.x, train.y, widths=cfg["widths"], epochs=cfg["epochs"],
+                              seed=seed, device=device, cache_dir=cache_dir, progress=progress)
+    return BookFlowersCNN(model, train.x, train.y, cfg["size"], tuple(cfg["widths"]),
+                          cfg["epochs"], info)

@@ -80,14 +80,14 @@ class PhotoNet:
     accuracy: float | None
 
 
-def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=None,
+def photo_network(alexnet_weights, *, profile: str, seed: int, device, cache_dir=None,
                   progress: bool = True) -> PhotoNet:
     """AlexNet over Tiny ImageNet's validation images when ``alexnet_weights`` is given
     (``"download"`` or a state dict's path, see :func:`advtut.alexnet.alexnet`);
-    with ``None``, the flowers :class:`~advtut.models.ImageCNN` of
-    :func:`advtut.chapters.zoo.flowers_cnn`
-    (``cfg``: the chapter's profile row) over the flowers' held-out fifth."""
-    from advtut.chapters.zoo import flowers_cnn
+    with ``None``, the book's flowers :class:`~advtut.models.ImageCNN`
+    (:func:`advtut.chapters.zoo.book_flowers_cnn`, trained as ``profile`` says) over the
+    flowers' held-out fifth."""
+    from advtut.chapters.zoo import book_flowers_cnn
     from advtut.data import load_flowers, load_tiny_imagenet
     from advtut.evaluation import error_rate
 
@@ -101,18 +101,16 @@ def photo_network(alexnet_weights, *, cfg: dict, seed: int, device, cache_dir=No
                         tuple(ALEXNET_LAYERS),
                         f"{what}, over Tiny ImageNet's {len(pool):,} validation images "
                         "(64 px, resized to 224)", None)
-    size = cfg["flower_size"]
-    train = load_flowers("train", image_size=size, seed=seed)
+    net = book_flowers_cnn(profile=profile, seed=seed, device=device, cache_dir=cache_dir,
+                           progress=progress)
+    model, size = net.model, net.size
     pool = load_flowers("val", image_size=size, seed=seed)
-    model, _ = flowers_cnn(train.x, train.y, widths=cfg["flower_widths"],
-                           epochs=cfg["flower_epochs"], seed=seed, device=device,
-                           cache_dir=cache_dir, progress=progress)
     feats = layer_features(model, pool.x, [*FLOWER_LAYERS, FLOWER_JUDGE])
     feats["judge"] = feats.pop(FLOWER_JUDGE)
     acc = 1 - error_rate(model, pool.x, pool.y)
     return PhotoNet(model, pool.x, pool.y, pool.class_names, feats, FLOWER_LAYERS,
-                    f"the book's ImageCNN (widths {tuple(cfg['flower_widths'])}) trained "
-                    f"{cfg['flower_epochs']} epochs on {len(train):,} flower photos at {size} px, "
+                    f"the book's ImageCNN (widths {net.widths}) trained "
+                    f"{net.epochs} epochs on {len(net.x_train):,} flower photos at {size} px, "
                     f"over the {len(pool):,} held-out photos (no ImageNet weights were given)",
                     acc)
 

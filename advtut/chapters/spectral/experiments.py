@@ -21,13 +21,15 @@ from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack, refine_on_boundary
 from advtut.chapters.zoo import MNIST_CNN_TRAINING, BookCNN, mnist_cnn
 from advtut.distances import l2
 from advtut.evaluation import logits as model_logits
-from advtut.models import MnistCNN
+from advtut.models import ImageCNN, MnistCNN
 from advtut.projection import ProjectToBound
 from advtut.spectral import (
+    avg_pool_lipschitz,
     bound_grid,
     certified_radius,
     conv_matrix,
     conv_operator_norm_bound,
+    fold_batchnorm,
     layer_bound,
     local_lipschitz,
     max_pool_lipschitz,
@@ -152,6 +154,40 @@ def padding_sweep(*, n_cases: int, seed: int) -> PaddingSweep:
             worst_n, worst_pad = on_n, ("k-1" if p == k - 1 else f"{p} (k={k})")
         worst_g = max(worst_g, on_g)
     return PaddingSweep(n_cases, below_n, worst_n, worst_pad, below_g, worst_g)
+
+
+# --- a trained photo network: the book's flowers CNN -------------------------------------------
+
+def flowers_layers(model: ImageCNN, size: int) -> list[tuple[str, nn.Module | None, int | None]]:
+    """The layers of an :class:`~advtut.models.ImageCNN` on ``size``-px photos, as bounded:
+    ``(name, module, input size)``, each convolution with its BatchNorm folded in
+    (:func:`~advtut.spectral.fold_batchnorm`, float64), then the global average pool
+    (``module`` None) and the linear layer. The 2 x 2 max-poolings are 1-Lipschitz."""
+    out, s = [], size
+    for i, (conv, bn) in enumerate(zip(model.convs, model.bns), start=1):
+        out.append((f"conv{i} + bn{i}", fold_batchnorm(conv, bn), s))
+        s //= 2
+    out.append(("avgpool", None, s))
+    out.append(("fc", model.fc, None))
+    return out
+
+
+def flowers_norms(model: ImageCNN, size: int, *, max_iter: int, tol: float) -> list[LayerNorms]:
+    """:class:`LayerNorms` of each layer of :func:`flowers_layers` (the average pool's row:
+    ``1/sqrt(h w)`` for its ``h x w`` map, exact), and a last row ``"network"`` whose numbers
+    are the products of the layers' (the max-poolings contribute 1). Float64 power iteration;
+    the model is not changed."""
+    rows = []
+    for name, module, s in flowers_layers(model.eval(), size):
+        if module is None:
+            c = avg_pool_lipschitz(s, s)
+            rows.append(LayerNorms(name, f"{s}×{s} → 1", None, c, c, c, 0.0, 0))
+        else:
+            rows.append(layer_norms(name, module, s, max_iter=max_iter, tol=tol))
+    prod = {k: math.prod(getattr(r, k) for r in rows) for k in ("printed", "bound", "exact")}
+    rows.append(LayerNorms("network", "", None, prod["printed"], prod["bound"], prod["exact"],
+                           max(r.rel_change for r in rows), max(r.iterations for r in rows)))
+    return rows
 
 
 # --- the book's MNIST CNN ---------------------------------------------------------------------

@@ -7,6 +7,8 @@ distance the attack reached, ...).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from advtut.book.results import entry, invariant
@@ -23,7 +25,8 @@ from advtut.chapters.spectral.source import PUBLISHED, TABLE5
 from advtut.intervals import median_interval
 from advtut.spectral import NormEstimate
 
-__all__ = ["formula_table", "big_conv_table", "table5", "sweep_table", "cnn_table",
+__all__ = ["formula_table", "big_conv_table", "table5", "flowers_table", "flowers_entries",
+           "sweep_table", "cnn_table",
            "bracket_table", "sandwich_summary", "sandwich_table", "check_table", "networks_table",
            "published_table", "formula_entries", "big_conv_entries", "table5_entries",
            "sweep_entries", "cnn_entries", "bracket_entries", "sandwich_entries",
@@ -65,6 +68,25 @@ def table5(rows: list[LayerNorms]):
     return table(out, ["layer", "size: paper / ours", "paper", "printed formula",
                        "corrected bound", "as applied", "last change"],
                  caption="Table 5: upper Lipschitz bound of each rectified layer")
+
+
+def flowers_table(init: list[LayerNorms], trained: list[LayerNorms], alex: list[LayerNorms], *,
+                  alex_trained: bool = False):
+    """The trained flowers CNN layer by layer (BatchNorm folded in): its bounds at
+    initialisation and after training, their ratio, the norm as applied, with AlexNet's
+    product of Table 5's bounds as the last row (in the trained column when ``alex_trained``:
+    ImageNet weights were loaded)."""
+    rows = [[t.layer, t.shape, i.bound, t.bound, t.bound / i.bound, t.exact]
+            for i, t in zip(init, trained)]
+    alex_bound = math.prod(r.bound for r in alex)
+    rows.append(["AlexNet as loaded (Table 5's eight bounds)", "",
+                 None if alex_trained else alex_bound, alex_bound if alex_trained else None,
+                 None, math.prod(r.exact for r in alex)])
+    return table(rows, ["layer", "shape", "bound at init", "bound, trained", "trained / init",
+                        "as applied, trained"],
+                 caption="A trained photo network: the book's flowers CNN, BatchNorm folded "
+                         "into each convolution (network row: products of the layers'; the "
+                         "last row: AlexNet's layers as loaded, without the poolings)")
 
 
 def sweep_table(sweep: PaddingSweep):
@@ -250,6 +272,28 @@ def table5_entries(rows: list[LayerNorms], what: str) -> list[dict]:
                                   "circular convolution on bound_grid points; the SVD for a "
                                   "linear layer), and power iteration never overshoots the "
                                   "norm; tol: relative 1e-9 (float64 iterations and bound)"))
+    return out
+
+
+def flowers_entries(init: list[LayerNorms], trained: list[LayerNorms], local: float) -> list[dict]:
+    """The flowers CNN's bounds before and after training (entries), bound >= norm as applied
+    per layer and the network's bound >= ``local``, the largest Jacobian norm measured at
+    held-out photos (invariants)."""
+    out = []
+    for i, t in zip(init, trained):
+        out.append(entry(f"flowers CNN {t.layer}: bound, trained", t.bound,
+                         note="BatchNorm folded into the convolution"))
+        out.append(entry(f"flowers CNN {t.layer}: bound, trained / at init", t.bound / i.bound))
+        out.append(invariant(f"flowers CNN {t.layer}: bound >= norm as applied", t.bound,
+                             op=">=", value=t.exact, tol=1e-9 * t.exact,
+                             note="float64 bound and power iteration, as for Table 5"))
+    net = trained[-1]
+    out.append(entry("flowers CNN: largest ||J|| at held-out photos", local,
+                     note="a lower bound on the network's constant"))
+    out.append(invariant("flowers CNN: network bound >= largest ||J|| at held-out photos",
+                         net.bound, op=">=", value=local, tol=1e-5 * local,
+                         note="every Jacobian norm is at most the constant, itself at most the "
+                              "product; the Jacobian in float32 (relative 1e-5)"))
     return out
 
 
