@@ -1,5 +1,7 @@
 """Chapter 5's helpers (advtut.chapters.spectral.experiments, its report and plots) and the
 shared CNN (advtut.chapters.zoo)."""
+import copy
+import dataclasses
 import math
 
 import pytest
@@ -267,6 +269,18 @@ def test_matched_regularisers_aim_at_the_margin_networks_bound(tiny_digits, tmp_
     assert tagged[2].name == tagged[2].group + " · seed 0"
     entries = report.regulariser_checks(nets, x[:8], y[:8], plain)
     assert check_results({"chapter": "05_spectral", "results": entries}) == []
+    names = [e["name"] for e in entries]
+    assert sum("bound reached / bound aimed at" in n for n in names) == 2
+    assert any("fc1 bound as trained" in n for n in names)
+    assert any("hand-shifted" in n for n in names)
+    # a clipped network whose fc1 grew after the last step fails its invariant
+    grown = copy.deepcopy(nets[2].model)
+    with torch.no_grad():
+        grown.fc1.weight.mul_(2.0)
+    broken = [dataclasses.replace(nets[2], model=grown)]
+    failed = check_results({"chapter": "05_spectral",
+                            "results": report.regulariser_checks(broken, x[:8], y[:8], plain)})
+    assert any("fc1 bound as trained" in f for f in failed)
 
 
 def test_the_book_passes_a_shared_cache_to_chapters_that_take_one(tmp_path):
@@ -356,3 +370,54 @@ def test_flowers_norms_fold_batchnorm_and_bound_the_network():
     assert check_results({"chapter": "05_spectral",
                           "results": report.flowers_entries(rows, rows, 2 * rows[-1].bound)})
     assert len(report.flowers_table(rows, rows, []).data) == len(rows) + 1
+
+
+def test_margin_check_matches_a_hand_shift_and_stays_below_the_bound(tiny_digits):
+    x, y = tiny_digits
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    check = ch5.margin_check(model, x[:16], y[:16], eps=0.3, steps=40)
+    assert check.gap <= 1e-12 and check.steps == 40
+    assert 0.5 * check.bound < check.estimate <= check.bound
+    # the check is not vacuous: the shift moves the loss far above plain cross-entropy
+    with torch.no_grad():
+        z = copy.deepcopy(model).double()(x[:16].double())
+    wrong = 1.0 - torch.nn.functional.one_hot(y[:16], 10).double()
+    shifted = z + math.sqrt(2.0) * check.estimate * 0.3 * wrong
+    ce = torch.nn.functional.cross_entropy
+    assert float(ce(shifted, y[:16]) - ce(z, y[:16])) > 0.01
+    entries = report.margin_check_entries("net", check, eps=0.3)
+    assert check_results({"chapter": "05_spectral", "results": entries}) == []
+    bad = dataclasses.replace(check, estimate=2 * check.bound, gap=1e-3)
+    assert len(check_results({"chapter": "05_spectral",
+                              "results": report.margin_check_entries("net", bad, eps=0.3)})) == 2
+
+
+def test_recalibrated_re_estimates_batchnorm_and_changes_no_weight():
+    from advtut.models import ImageCNN
+
+    torch.manual_seed(0)
+    model = ImageCNN(widths=(4, 8), n_classes=5)
+    x = 0.5 + 2.0 * torch.rand(64, 3, 16, 16)
+    net = ch5.recalibrated(model, x, batch_size=32)
+    assert not net.training and model.bns[0].running_mean.abs().max() == 0  # original untouched
+    for a, b in zip(model.parameters(), net.parameters()):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        h = net.convs[0](x)
+    assert torch.allclose(net.bns[0].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert net.bns[0].running_mean.abs().max() > 0.05     # moved away from the default 0
+    rows0 = ch5.flowers_norms(model.eval(), 16, max_iter=50, tol=1e-8)
+    rows1 = ch5.flowers_norms(net, 16, max_iter=50, tol=1e-8)
+    assert rows0[0].bound != pytest.approx(rows1[0].bound, rel=1e-3)
+
+
+def test_certify_subset_is_seeded_sorted_and_not_a_prefix():
+    a = ch5.certify_subset(10_000, 500, seed=0)
+    assert a.shape == (500,) and torch.equal(a, a.sort().values)
+    assert len(torch.unique(a)) == 500 and int(a.max()) < 10_000
+    assert torch.equal(a, ch5.certify_subset(10_000, 500, seed=0))
+    assert not torch.equal(a, ch5.certify_subset(10_000, 500, seed=1))
+    assert int(a.max()) > 5_000                       # reaches the second half of the test set
+    assert torch.equal(ch5.certify_subset(7, None, seed=0), torch.arange(7))
+    assert torch.equal(ch5.certify_subset(7, 9, seed=0), torch.arange(7))

@@ -95,7 +95,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "full": dict(margin_eps=(0.02, 0.05, 0.1), matched=("rescale", "clip"), n_seeds=3,
                      compare_train=None, project_every=10, power_iters=3_000, power_tol=1e-7,
                      n_local=1_000, n_photos=None, n_ascent=128, ascent_steps=500, ascent_power=300,
-                     climb_rounds=100, n_attack=500,
+                     climb_rounds=20, n_attack=500,
                      attack_labels=None, attack_max_iter=300, c_rel_tol=0.01, refine_steps=30,
                      n_check=500, check_steps=1_000, attack_steps=1_000, n_certify=None,
                      sweep_cases=2_000, eps=(0.0, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 1.58),

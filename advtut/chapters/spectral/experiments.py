@@ -576,3 +576,63 @@ def margin_loss_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
     y = y.cpu().long()
     lmt = LipschitzMargin(0.0, layers=cnn_layers)
     return float((lmt(model, x, y, z) - F.cross_entropy(z, y)).abs())
+
+
+@dataclass(frozen=True)
+class MarginCheck:
+    """Lipschitz-margin training's loss checked on a network: ``gap``, ``|loss - cross-entropy
+    of logits shifted by hand|`` at ``eps > 0`` (every wrong logit ``+ sqrt 2 L eps``, ``L``
+    the loss's own estimate); ``estimate``: that estimate after ``steps`` power steps per
+    layer; ``bound``: :func:`global_bound`, which the estimate (from below) cannot exceed."""
+
+    gap: float
+    estimate: float
+    bound: float
+    steps: int
+
+
+def margin_check(model: MnistCNN, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                 steps: int = 30) -> MarginCheck:
+    """:class:`MarginCheck` of ``model`` (a float64 copy) at ``x`` ``(N, 1, 28, 28)``,
+    ``y`` ``(N,)``: ``steps`` power steps per layer, then one loss evaluation."""
+    from advtut.lipschitz_margin import LipschitzMargin
+
+    net = copy.deepcopy(model).double().cpu().eval()
+    xd, y = x.double().cpu(), y.cpu().long()
+    lmt = LipschitzMargin(eps, layers=cnn_layers)
+    with torch.no_grad():
+        for _ in range(steps):
+            lmt.lipschitz(net)
+        z = net(xd)
+        loss = lmt(net, xd, y, z)
+    lip = lmt.last_lipschitz
+    shifted = z + math.sqrt(2.0) * lip * eps
+    shifted[torch.arange(len(y)), y] = z[torch.arange(len(y)), y]
+    gap = float((loss - F.cross_entropy(shifted, y)).abs())
+    return MarginCheck(gap, lip, global_bound(net), steps)
+
+
+def recalibrated(model: ImageCNN, x: torch.Tensor, *, batch_size: int = 256) -> ImageCNN:
+    """A copy of ``model`` whose BatchNorm running statistics are re-estimated on ``x``
+    ``(N, 3, H, W)`` (cumulative averages over batches, no weight changed), in eval mode:
+    an untrained network's BatchNorm otherwise holds the defaults (mean 0, variance 1), and
+    its folded bounds would measure those defaults rather than the weights."""
+    net = copy.deepcopy(model)
+    for bn in net.bns:
+        bn.reset_running_stats()
+        bn.momentum = None                       # a cumulative moving average
+    net.train()
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            net(x[i:i + batch_size].to(dev))
+    return net.eval()
+
+
+def certify_subset(n_test: int, n: int | None, *, seed: int) -> torch.Tensor:
+    """The indices ``(n,)`` of a seeded random subset of ``n`` of ``n_test`` test examples
+    (all of them, in order, when ``n`` is None or not smaller): MNIST's test set is ordered
+    (its first 5,000 digits are the cleaner half), so a prefix is not a fair sample."""
+    if n is None or n >= n_test:
+        return torch.arange(n_test)
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))[:n].sort().values

@@ -31,7 +31,7 @@ __all__ = ["formula_table", "big_conv_table", "table5", "flowers_table", "flower
            "published_table", "formula_entries", "big_conv_entries", "table5_entries",
            "sweep_entries", "cnn_entries", "bracket_entries", "sandwich_entries",
            "network_entries", "rescale_invariant", "clip_entries", "margin_loss_invariant",
-           "verdict_entry", "regulariser_checks"]
+           "margin_check_entries", "matched_entries", "verdict_entry", "regulariser_checks"]
 
 PAPER = {name: (size, stride, value) for name, size, stride, value in TABLE5}
 
@@ -283,7 +283,9 @@ def flowers_entries(init: list[LayerNorms], trained: list[LayerNorms], local: fl
     for i, t in zip(init, trained):
         out.append(entry(f"flowers CNN {t.layer}: bound, trained", t.bound,
                          note="BatchNorm folded into the convolution"))
-        out.append(entry(f"flowers CNN {t.layer}: bound, trained / at init", t.bound / i.bound))
+        out.append(entry(f"flowers CNN {t.layer}: bound, trained / at init", t.bound / i.bound,
+                         note="how far training moved the bound from the same seed's "
+                              "initialisation"))
         out.append(invariant(f"flowers CNN {t.layer}: bound >= norm as applied", t.bound,
                              op=">=", value=t.exact, tol=1e-9 * t.exact,
                              note="float64 bound and power iteration, as for Table 5"))
@@ -380,7 +382,8 @@ def sandwich_entries(name: str, sw: Sandwich) -> list[dict]:
 def network_entries(r: NetworkReport, *, eps_keys: tuple[float, ...]) -> list[dict]:
     """One network's test error, bound, margin, certified accuracies and attack distance;
     the invariant certified radius <= DDN distance at every attacked image."""
-    out = [entry(f"{r.name}: test error", r.test_error, unit="fraction", note="MNIST test set"),
+    out = [entry(f"{r.name}: test error", r.test_error, unit="fraction",
+                 note=f"over the {r.certified.n} MNIST test digits it is certified on"),
            entry(f"{r.name}: bound L", r.bracket.upper, note="product of the layer bounds"),
            entry(f"{r.name}: median logit margin", r.margin,
                  note="top logit minus the runner-up over the test set")]
@@ -407,7 +410,7 @@ def rescale_invariant(name: str, bound: float, *, target: float) -> dict:
     return invariant(f"{name}: bound L <= target^4", bound, op="<=", value=target ** 4,
                      tol=1e-6 * target ** 4,
                      note="every layer is scaled to a bound of at most the target after the "
-                          "last step")
+                          "last step (a check that the last projection ran)")
 
 
 def clip_entries(name: str, tops: dict[str, float], bounds: dict[str, float], *,
@@ -431,7 +434,31 @@ def margin_loss_invariant(gap: float) -> dict:
     """Lipschitz-margin training's loss at eps = 0 is the cross-entropy."""
     return invariant("Lipschitz-margin loss at eps = 0 minus cross-entropy", gap, op="<=",
                      value=0.0, tol=0.0, note="the margin sqrt(2) L eps vanishes at eps = 0: "
-                                              "the two losses are the same tensor")
+                                              "the two losses are the same tensor (an "
+                                              "implementation check; see the eps > 0 one)")
+
+
+def margin_check_entries(name: str, check, *, eps: float) -> list[dict]:
+    """The margin loss at ``eps > 0`` against cross-entropy on logits shifted by hand, and
+    its power-iteration ``L`` at most the product of the layer bounds (invariants)."""
+    return [invariant(f"{name}: margin loss at eps = {eps:g} minus cross-entropy of the "
+                      "hand-shifted logits", check.gap, op="<=", value=0.0, tol=1e-12,
+                      note="float64; every wrong logit + sqrt(2) L eps, L the loss's own "
+                           "estimate"),
+            invariant(f"{name}: the margin loss's L <= the product of the layer bounds",
+                      check.estimate, op="<=", value=check.bound, tol=1e-9 * check.bound,
+                      note=f"power iteration ({check.steps} steps per layer) approaches each "
+                           "layer's norm from below, and each norm is at most its bound")]
+
+
+def matched_entries(r) -> list[dict]:
+    """A matched regulariser's bound reached over the bound it aimed at (an entry: the
+    target is a cap, layers below it stay below)."""
+    from advtut.chapters.spectral.experiments import global_bound
+
+    return [entry(f"{r.name}: bound reached / bound aimed at", global_bound(r.model) / r.matched,
+                  note="per-layer target t = B^(1/4) caps each layer; layers below t stay "
+                       "below, so the product can fall short of B")]
 
 
 def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
@@ -496,20 +523,34 @@ def verdict_entry(reports: list[NetworkReport], *, eps: float) -> dict:
 def regulariser_checks(regularised: list, x, y, plain) -> list[dict]:
     """The regularisers' invariants: each rescaled network's bound at most ``t^4``, each
     clipped one's operators at most ``t`` before the projection (with the projected bounds as
-    entries), and the margin loss equal to the cross-entropy at ``eps = 0`` (on ``plain``'s
-    logits at ``x``, ``y``). ``regularised``:
+    entries) and its linear layers' bounds at most ``t`` as trained (no projection there),
+    each margin network's loss against a hand computation and its ``L`` below the bound, the
+    margin loss equal to the cross-entropy at ``eps = 0`` (on ``plain``'s logits at ``x``,
+    ``y``), and each matched network's bound reached over its aim. ``regularised``:
     :class:`~advtut.chapters.spectral.experiments.Regularised` networks."""
     from advtut.chapters.spectral.experiments import (
         clip_check,
         global_bound,
+        margin_check,
         margin_loss_gap,
     )
 
     out = [margin_loss_invariant(margin_loss_gap(plain, x, y))]
     for r in regularised:
+        if r.matched is not None:
+            out += matched_entries(r)
         if r.method == "rescale":
             out.append(rescale_invariant(r.name, global_bound(r.model), target=r.strength))
         elif r.method == "clip":
             tops, bounds = clip_check(r.model, r.strength)
             out += clip_entries(r.name, tops, bounds, target=r.strength)
+            for layer in ("fc1", "fc2"):
+                out.append(invariant(f"{r.name}: {layer} bound as trained <= the target",
+                                     bounds[layer], op="<=", value=r.strength,
+                                     tol=1e-6 * r.strength,
+                                     note="a linear layer is clipped exactly after the last "
+                                          "step, with no projection after it"))
+        else:
+            out += margin_check_entries(r.name, margin_check(r.model, x, y, eps=r.strength),
+                                        eps=r.strength)
     return out

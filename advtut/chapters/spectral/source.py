@@ -24,9 +24,12 @@ TABLE5 = (
 #: 2020), the L2 radius, clean and certified ("verified") test accuracy, and where it is
 #: printed. All three rows are Lee et al.'s runs, each trained at that radius; Tsuzuku et
 #: al.'s own MNIST number at 1.58 was not found, so LMT appears as Lee et al. ran it.
+#: Revisions of that README differ in BCP's row: the one read here prints 92.54 / 48.20,
+#: another 92.41 clean and 47.95 verified (CAP's and LMT's rows agree); ``where`` says so.
 PUBLISHED = (
     dict(method="BCP (Lee et al.)", reported_by="Lee et al. 2020", eps=1.58, clean=0.9254,
-         certified=0.4820, where="the authors' code repository, README, MNIST table"),
+         certified=0.4820, where="the authors' code repository, README, MNIST table (another "
+         "revision prints 92.41% clean, 47.95% certified)"),
     dict(method="CAP (Wong et al.)", reported_by="Lee et al. 2020", eps=1.58, clean=0.8839,
          certified=0.4395, where="the same table (Lee et al.'s run of CAP)"),
     dict(method="LMT (Tsuzuku et al.)", reported_by="Lee et al. 2020", eps=1.58,
