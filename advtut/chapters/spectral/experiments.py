@@ -505,8 +505,8 @@ def sandwich(model: MnistCNN, x: torch.Tensor, *, n_labels: int | None, max_iter
 
 @dataclass(frozen=True)
 class NetworkReport:
-    """One network of the regulariser comparison: its ``test_error`` (MNIST test set), the
-    :class:`Bracket` on its constant, its certified accuracy on the whole test set at each
+    """One network of the regulariser comparison: its ``test_error`` on the test digits it is
+    given, the :class:`Bracket` on its constant, its certified accuracy on those digits at each
     radius (:class:`~advtut.certification.CertifiedAccuracy`), its median logit margin there,
     and ``attack``: ``(M,)`` the L2 distances foolbox's DDN reached at the attacked images
     (inf where it failed; None without foolbox), with ``certified_at_attack`` ``(M,)`` the
