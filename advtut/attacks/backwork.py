@@ -9,11 +9,14 @@ A batch starts as uniform noise in [0, 1] and is moved, by Adam on the pixels (c
 where ``p_i`` is image ``i``'s softmax output and, for each named layer ``k`` (the model's
 ``activations(x)``; the source uses every layer except the softmax):
 
-- ``R_k`` (the *reference cost*): the mean cosine similarity between an image's activations and
-  the training images' activations at that layer, averaged over the batch and the reference
-  set. Cosine, because it compares the pattern of activity and not its size (a noise image can
-  be brighter or darker than every digit); the mean over the reference set is the cosine with
-  the mean of the reference set's unit vectors, so it costs one dot product per image.
+- ``R_k`` (the *reference cost*): the cosine similarity between an image's activations and
+  the training images' activations at that layer, averaged over the batch. Cosine, because it
+  compares the pattern of activity and not its size (a noise image can be brighter or darker
+  than every digit). The source does not say how one image is compared with a whole set, so
+  there are two readings (``reading`` in :func:`reference_directions`): ``"mean"``, the mean
+  cosine over the reference set, which is the cosine with the mean of the reference set's unit
+  vectors (one dot product per image); ``"nearest"``, the cosine with the most similar
+  reference image (one dot product per reference image).
 - ``B_k`` (the *batch cost*): the mean cosine similarity between the activations of two
   different images of the batch, over all pairs.
 
@@ -30,7 +33,7 @@ Not a minimal-perturbation attack: the images have no original to be measured fr
 exception to the rule of :mod:`advtut.attacks`); the target ``label`` is checked by
 :func:`~advtut.attacks.base.check_attack_inputs` on the starting noise.
 
-Two options go beyond the source (chapter 6 explains why): ``center=True`` in
+Options that go beyond the source (chapter 6 explains why): ``center=True`` in
 :func:`reference_directions` subtracts the reference set's mean activation before every
 cosine, and ``objective="margin"`` replaces ``1 - p`` by a hinge on the logit margin.
 
@@ -54,8 +57,8 @@ from tqdm.auto import tqdm
 from advtut.attacks.base import check_attack_inputs
 from advtut.evaluation import require_eval_mode
 
-__all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "layer_activations", "reference_directions",
-           "similarity_costs", "BackworkResult", "backwork"]
+__all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "READINGS", "layer_activations",
+           "reference_directions", "similarity_costs", "redraw", "BackworkResult", "backwork"]
 
 #: The source's settings: threshold on the smallest target probability, the softmax penalty,
 #: the reference and batch coefficients and the layer coefficients (log-spaced, one per
@@ -68,6 +71,10 @@ SOURCE_SETTINGS = dict(threshold=0.999, penalty=10.0, reference_coeff=0.5, batch
 #: ``"margin"``: ``mean relu(m - margin)`` on the logit margin over the runner-up, with ``m``
 #: just above the margin that guarantees ``p >= threshold``: a constant pull until then.
 OBJECTIVES = ("probability", "margin")
+
+#: How the reference cost compares an image with the reference set: ``"mean"``, the mean
+#: cosine over the set; ``"nearest"``, the largest cosine (the nearest reference image).
+READINGS = ("mean", "nearest")
 
 
 def _unit(a: torch.Tensor) -> torch.Tensor:
@@ -82,17 +89,23 @@ def layer_activations(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
 
 @torch.no_grad()
 def reference_directions(model: nn.Module, x: torch.Tensor, *, layers: Sequence[str],
-                         center: bool = False, batch_size: int = 1000
+                         center: bool = False, reading: str = "mean", batch_size: int = 1000
                          ) -> dict[str, torch.Tensor]:
     """What the costs compare with, from the reference images ``x`` ``(R, ...)`` (training
-    images in [0, 1]): for each layer in ``layers`` a ``(2, D_layer)`` tensor on the model's
-    device, row 0 the centre ``c`` subtracted from every activation vector before the cosine
-    (zero, or with ``center=True`` the reference set's mean activation) and row 1 the mean of
-    the reference set's unit vectors ``unit(r_j - c)``, since
-    ``mean_j cos(a - c, r_j - c) = unit(a - c) . mean_j unit(r_j - c)``."""
+    images in [0, 1]): for each layer in ``layers`` a tensor on the model's device whose row 0
+    is the centre ``c`` subtracted from every activation vector before the cosine (zero, or
+    with ``center=True`` the reference set's mean activation). With ``reading="mean"`` it is
+    ``(2, D_layer)``, row 1 the mean of the reference set's unit vectors ``unit(r_j - c)``,
+    since ``mean_j cos(a - c, r_j - c) = unit(a - c) . mean_j unit(r_j - c)``; with
+    ``"nearest"`` it is ``(1 + R, D_layer)``, rows 1.. the unit vectors themselves, and the
+    cost takes the largest cosine (``R * D_layer`` floats per layer: pass the references of
+    one label, or a few hundred images, for the wide layers). With one reference image the two
+    readings are the same number."""
     require_eval_mode(model, what="reference_directions")
     if len(x) == 0:
         raise ValueError("x is empty: the reference set needs at least one image")
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
     device = next(model.parameters()).device
 
     def passes():
@@ -112,15 +125,18 @@ def reference_directions(model: nn.Module, x: torch.Tensor, *, layers: Sequence[
                 s = acts[name].flatten(1).sum(0)
                 sums[name] = s if name not in sums else sums[name] + s
         centers = {name: s / len(x) for name, s in sums.items()}
-    dirs: dict[str, torch.Tensor] = {}
+    dirs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     for acts in passes():
         for name in layers:
-            s = _unit(acts[name].flatten(1) - centers[name]).sum(0)
-            dirs[name] = s if name not in dirs else dirs[name] + s
+            u = _unit(acts[name].flatten(1) - centers[name])
+            dirs[name].append(u.sum(0, keepdim=True) if reading == "mean" else u)
     out = {}
     for name in layers:
-        c = centers[name] if center else torch.zeros_like(dirs[name])
-        out[name] = torch.stack([c, dirs[name] / len(x)])
+        d = torch.cat(dirs[name])
+        if reading == "mean":
+            d = d.sum(0, keepdim=True) / len(x)
+        c = centers[name] if center else torch.zeros_like(d[0])
+        out[name] = torch.cat([c.reshape(1, -1), d])
     return out
 
 
@@ -128,12 +144,14 @@ def similarity_costs(acts: dict[str, torch.Tensor], reference: dict[str, torch.T
                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The reference cost ``R_k`` and the batch cost ``B_k`` (scalars, see the module) of each
     layer in ``reference`` (:func:`reference_directions`), from a batch's activations ``acts``
-    (``{layer: (B, ...)}``), both on the activations minus the reference's centre. ``B_k`` is 0
-    for a batch of one."""
+    (``{layer: (B, ...)}``), both on the activations minus the reference's centre: ``R_k`` the
+    cosine with the one mean direction (``reading="mean"``) or the largest cosine with the
+    reference images (``"nearest"``). ``B_k`` is 0 for a batch of one."""
     ref, bat = {}, {}
-    for name, (center, direction) in reference.items():
+    for name, table in reference.items():
+        center, directions = table[0], table[1:]
         u = _unit(acts[name].flatten(1) - center)               # (B, D)
-        ref[name] = (u @ direction).mean()
+        ref[name] = (u @ directions.T).max(1).values.mean()     # one row: the mean reading
         b = len(u)
         if b < 2:
             bat[name] = u.new_zeros(())
@@ -150,7 +168,8 @@ class BackworkResult:
     each image's probability of ``label`` (the target); ``success``: bool ``(B,)``,
     ``prob >= threshold`` (the batch converged where ``success.all()``); ``n_iter``: Adam steps
     taken; ``reinits``: images re-drawn from noise; ``reference_cost``, ``batch_cost``: each
-    layer's costs at the end (floats); ``label``."""
+    layer's costs at the end (floats); ``label``; ``redrawn``: ``(B,)`` int64, how often each
+    image's slot was re-drawn (its sum is ``reinits``)."""
 
     x: torch.Tensor
     prob: torch.Tensor
@@ -160,6 +179,7 @@ class BackworkResult:
     reinits: int
     reference_cost: dict
     batch_cost: dict
+    redrawn: torch.Tensor | None = None
 
 
 def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor],
@@ -211,6 +231,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     coeffs = dict(zip(reference, (float(c) for c in layer_coeffs)))
     history: list[torch.Tensor] = []            # target probability at each save, (B,)
     reinits, step = 0, 0
+    redrawn = torch.zeros(batch_size, dtype=torch.long, device=device)
     with tqdm(total=max_iter, desc=f"label {label}", disable=not progress,
               mininterval=2.0) as bar:
         while True:
@@ -241,20 +262,38 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
                     # stuck: below the threshold and falling at every one of the last saves
                     stuck = _falling(history, num_mono_dec_saves) & (prob.detach() < threshold)
                     if stuck.any():
-                        x[stuck] = noise(int(stuck.sum()))
-                        for state in opt.state[x].values():
-                            if isinstance(state, torch.Tensor) and state.shape == x.shape:
-                                state[stuck] = 0
+                        redraw(x, stuck, opt, noise(int(stuck.sum())))
                         for h in history:
                             h[stuck] = float("nan")     # a re-drawn image starts a new history
                         reinits += int(stuck.sum())
+                        redrawn += stuck.long()
     with torch.no_grad():
         ref, bat = similarity_costs(acts, reference)
     prob = prob.detach()
     # in float64, as float(prob.min()) >= threshold compares
     return BackworkResult(x.detach(), prob, label, prob.double() >= threshold, step, reinits,
                           {k: float(v) for k, v in ref.items()},
-                          {k: float(v) for k, v in bat.items()})
+                          {k: float(v) for k, v in bat.items()}, redrawn.cpu())
+
+
+@torch.no_grad()
+def redraw(x: torch.Tensor, stuck: torch.Tensor, optimizer: torch.optim.Optimizer,
+           fresh: torch.Tensor) -> None:
+    """The source's masked re-initialisation, in place: the images ``x[stuck]`` (``x``: the
+    optimised ``(B, ...)`` leaf, ``stuck``: bool ``(B,)``) become ``fresh`` ``(k, ...)``, ``k``
+    the number of stuck images, and the optimizer's per-pixel state of those images (Adam's
+    moment estimates) is zeroed; every other image and its state stay as they were. Adam's
+    step count is shared by the batch and kept."""
+    if stuck.shape != x.shape[:1] or stuck.dtype != torch.bool:
+        raise ValueError(f"stuck must be a bool mask of shape ({len(x)},), got "
+                         f"{stuck.dtype} {tuple(stuck.shape)}")
+    if fresh.shape != (int(stuck.sum()), *x.shape[1:]):
+        raise ValueError(f"fresh must have shape ({int(stuck.sum())}, "
+                         f"{', '.join(map(str, x.shape[1:]))}), got {tuple(fresh.shape)}")
+    x[stuck] = fresh.to(x.device, x.dtype)
+    for state in optimizer.state.get(x, {}).values():
+        if isinstance(state, torch.Tensor) and state.shape == x.shape:
+            state[stuck] = 0
 
 
 def _falling(history: list[torch.Tensor], n: int) -> torch.Tensor:

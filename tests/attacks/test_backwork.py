@@ -3,7 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advtut.attacks.backwork import _falling, backwork, reference_directions, similarity_costs
+from advtut.attacks.backwork import (
+    _falling,
+    backwork,
+    redraw,
+    reference_directions,
+    similarity_costs,
+)
 from advtut.models import MnistCNN
 
 LAYERS = ("conv1", "conv2", "fc1", "logits")
@@ -97,3 +103,63 @@ def test_centred_costs_and_the_margin_objective(net, images):
     with pytest.raises(ValueError, match="objective must be one of"):
         backwork(net, label=4, reference=ref, layer_coeffs=(0.0, 1.0), objective="hinge",
                  progress=False)
+
+
+def test_the_nearest_reading_is_the_largest_pairwise_cosine(net, images):
+    ref = reference_directions(net, images[:7], layers=LAYERS, reading="nearest", batch_size=3)
+    assert ref["fc1"].shape == (8, 16)                   # the centre and seven unit vectors
+    with torch.no_grad():
+        acts = net.activations(images[7:])
+        r, _ = similarity_costs(acts, ref)
+        ref_acts = net.activations(images[:7])
+    for k in LAYERS:
+        a, t = acts[k].flatten(1), ref_acts[k].flatten(1)
+        cos = F.cosine_similarity(a[:, None], t[None], dim=2)             # (5, 7)
+        assert float(r[k]) == pytest.approx(float(cos.max(1).values.mean()), abs=1e-5)
+    # a reference set of one image: both readings are the same number
+    one = {k: reference_directions(net, images[:1], layers=LAYERS, reading=reading)
+           for k, reading in (("mean", "mean"), ("nearest", "nearest"))}
+    with torch.no_grad():
+        r1, _ = similarity_costs(acts, one["mean"])
+        r2, _ = similarity_costs(acts, one["nearest"])
+    assert all(float(r1[k]) == pytest.approx(float(r2[k]), abs=1e-6) for k in LAYERS)
+    with pytest.raises(ValueError, match="reading must be one of"):
+        reference_directions(net, images[:2], layers=LAYERS, reading="closest")
+
+
+def test_redraw_replaces_only_the_masked_images_and_their_adam_state():
+    x = torch.rand(4, 1, 3, 3, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (x ** 2).sum().backward()
+        opt.step()
+    before = x.detach().clone()
+    state = {k: v.clone() for k, v in opt.state[x].items() if torch.is_tensor(v)}
+    stuck = torch.tensor([False, True, False, True])
+    fresh = torch.full((2, 1, 3, 3), 0.25)
+    redraw(x, stuck, opt, fresh)
+    assert torch.equal(x[stuck].detach(), fresh) and torch.equal(x[~stuck].detach(), before[~stuck])
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert state[name][stuck].abs().max() > 0               # there was state to reset
+        assert opt.state[x][name][stuck].abs().max() == 0
+        assert torch.equal(opt.state[x][name][~stuck], state[name][~stuck])
+    assert torch.equal(opt.state[x]["step"], state["step"])      # the shared step count stays
+    with pytest.raises(ValueError, match="fresh must have shape"):
+        redraw(x, stuck, opt, torch.zeros(3, 1, 3, 3))
+    with pytest.raises(ValueError, match="stuck must be a bool mask"):
+        redraw(x, torch.tensor([0, 1, 0, 1]), opt, fresh)
+
+
+def test_a_run_where_the_redraw_fires_counts_every_slot(net):
+    # a negative penalty pushes every target probability down: each input falls at every
+    # save, so each is re-drawn every num_mono_dec_saves saves
+    ref = reference_directions(net, torch.rand(4, 1, 28, 28), layers=("fc1",))
+    out = backwork(net, label=3, reference=ref, layer_coeffs=(0.0,), penalty=-10.0,
+                   batch_size=3, threshold=0.999, lr=0.05, max_iter=60, save_every=2,
+                   num_mono_dec_saves=2, seed=0, progress=False)
+    assert out.reinits > 0 and int(out.redrawn.sum()) == out.reinits
+    assert out.redrawn.shape == (3,) and (out.redrawn > 0).all()
+    calm = backwork(net, label=3, reference=ref, layer_coeffs=(0.0,), batch_size=3,
+                    threshold=0.999, lr=0.05, max_iter=60, seed=0, progress=False)
+    assert int(calm.redrawn.sum()) == calm.reinits
