@@ -9,6 +9,7 @@ import advtut.chapters.fooling.plots as plots
 import advtut.chapters.fooling.report as report
 from advtut.attacks.backwork import reference_directions
 from advtut.book.results import check_results
+from advtut.chapters.fooling.source import SETTINGS
 from advtut.models import MnistCNN
 
 
@@ -63,10 +64,18 @@ def test_noise_rates_and_transfer_count_what_they_say(net):
     assert row.converged == 1.0 and row.steps == sum(r.n_iter for r in runs.values()) / 2
     by_hand = [ch6.measure(net, r.x, ruler).batch["fc1"] for r in runs.values()]
     assert row.batch_cost["fc1"] == pytest.approx(sum(by_hand) / 2)
-    entries = report.labels_entries(runs, what="toy")
+    entries = report.labels_entries(runs, net, what="toy")
     doc = {"chapter": "06_fooling_from_noise", "profile": "quick", "seed": 0, "device": "cpu",
            "runtime_s": 1.0, "results": entries}
     assert len(check_results(doc)) == 1            # 0.99 < the source's 0.999: the gate fails
+    doc["results"] = report.labels_entries(runs, net, what="toy", threshold=0.99)
+    assert check_results(doc) == []
+    # images that were not the ones measured (here: shifted after the run) fail the gate
+    moved = {k: dataclasses.replace(r, x=(1 - r.x)) for k, r in runs.items()}
+    doc["results"] = report.labels_entries(moved, net, what="toy", threshold=0.99)
+    assert len(check_results(doc)) == 1
+    assert len(report.settings_table().data) == len(SETTINGS)
+    assert {w for _, _, w, _ in SETTINGS} == {"source", "ours"}
 
 
 def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
@@ -111,3 +120,41 @@ def test_rejection_rounds_add_a_class_and_the_control_adds_no_images(net, digits
     assert control[0] == rounds[0]                    # round 0 is the same network
     mlp = ch6.train_mlp(x, y, epochs=1, seed=0, device="cpu")
     assert mlp(x).shape == (30, 10) and not mlp.training
+
+
+def test_confusion_and_digit_distances_count_what_they_say(net):
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    runs = ch6.run_labels(net, ref, labels=(2, 5), seed=0, progress=False, batch_size=3,
+                          threshold=0.99, lr=0.05, max_iter=300)
+    m = ch6.confusion(net, runs)
+    assert m.shape == (2, 10) and m[0, 2] == 3 and m[1, 5] == 3 and int(m.sum()) == 6
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 1, 28, 28, generator=g)
+    y = torch.arange(40) % 10
+    # a fooling image that is a training digit lies at distance 0 from it
+    runs[2] = dataclasses.replace(runs[2], x=torch.cat([x[2:3], runs[2].x[1:]]))
+    d = ch6.digit_distances(runs, x, y, x[:10] + 0.01, y[:10], n_pairs=50, n_noise=50, seed=0)
+    assert d.fooling.shape == (6,) and d.fooling_own.shape == (6,)
+    assert float(d.fooling[0]) == pytest.approx(0.0, abs=1e-9)
+    assert (d.fooling <= d.fooling_own + 1e-9).all()         # the nearest of all <= of one label
+    assert torch.allclose(d.held_out, torch.full((10,), 0.01 * 28, dtype=torch.float64),
+                          atol=1e-5)
+    by_hand = torch.cdist(x.flatten(1).double(), x.flatten(1).double())
+    same = (y[:, None] == y[None]) & ~torch.eye(40, dtype=torch.bool)
+    assert d.within_label.min() >= by_hand[same].min() - 1e-9
+    assert d.within_label.max() <= by_hand[same].max() + 1e-9 and len(d.noise) == 50
+
+
+def test_readings_share_the_costs_off_run_and_score_with_their_own_cost(net):
+    g = torch.Generator().manual_seed(2)
+    x_ref, x_dig = torch.rand(12, 1, 28, 28, generator=g), torch.rand(6, 1, 28, 28, generator=g)
+    ruler = reference_directions(net, x_ref, layers=("conv2", "fc1"), center=True)
+    rows = ch6.readings(net, x_ref, x_dig, label=4, scales=(0.0, 1.0), max_iter=30, seed=0,
+                        ruler=ruler, n_nearest=12)
+    assert [(r.activations, r.similarity) for r in rows[::2]] == [
+        (a, s) for a in ch6.ACTIVATIONS for s in ("mean", "nearest")]
+    assert all(r.diff == 0.0 and r.on == r.off for r in rows if r.scale == 0.0)
+    assert len({r.batch_off for r in rows}) == 1              # one costs-off run for all four
+    nearest = [r for r in rows if r.similarity == "nearest"]
+    mean = [r for r in rows if r.similarity == "mean" and r.activations == nearest[0].activations]
+    assert nearest[0].digits >= mean[0].digits - 1e-6        # the largest cosine >= the mean one

@@ -58,7 +58,8 @@ from advtut.attacks.base import check_attack_inputs
 from advtut.evaluation import require_eval_mode
 
 __all__ = ["SOURCE_SETTINGS", "OBJECTIVES", "READINGS", "layer_activations",
-           "reference_directions", "similarity_costs", "redraw", "BackworkResult", "backwork"]
+           "reference_directions", "similarity_costs", "redraw", "first_redraw", "BackworkResult",
+           "backwork"]
 
 #: The source's settings: threshold on the smallest target probability, the softmax penalty,
 #: the reference and batch coefficients and the layer coefficients (log-spaced, one per
@@ -169,7 +170,8 @@ class BackworkResult:
     ``prob >= threshold`` (the batch converged where ``success.all()``); ``n_iter``: Adam steps
     taken; ``reinits``: images re-drawn from noise; ``reference_cost``, ``batch_cost``: each
     layer's costs at the end (floats); ``label``; ``redrawn``: ``(B,)`` int64, how often each
-    image's slot was re-drawn (its sum is ``reinits``)."""
+    image's slot was re-drawn (its sum is ``reinits``); ``trace``: ``(n_iter + 1, B)`` each
+    image's target probability before every step and at the end (on the CPU)."""
 
     x: torch.Tensor
     prob: torch.Tensor
@@ -180,6 +182,7 @@ class BackworkResult:
     reference_cost: dict
     batch_cost: dict
     redrawn: torch.Tensor | None = None
+    trace: torch.Tensor | None = None
 
 
 def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor],
@@ -230,6 +233,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     opt = torch.optim.Adam([x], lr=lr)
     coeffs = dict(zip(reference, (float(c) for c in layer_coeffs)))
     history: list[torch.Tensor] = []            # target probability at each save, (B,)
+    trace: list[torch.Tensor] = []              # target probability at every step, (B,)
     reinits, step = 0, 0
     redrawn = torch.zeros(batch_size, dtype=torch.long, device=device)
     with tqdm(total=max_iter, desc=f"label {label}", disable=not progress,
@@ -237,6 +241,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
         while True:
             acts = layer_activations(model, x)
             prob = torch.softmax(acts["logits"], 1)[:, label]
+            trace.append(prob.detach().cpu().clone())
             if (float(prob.detach().min()) >= threshold and step >= min_iter) or step == max_iter:
                 break
             ref, bat = similarity_costs(acts, reference)
@@ -258,7 +263,7 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
                 if step % save_every == 0 and step < max_iter:   # never return fresh noise
-                    history.append(prob.detach())
+                    history.append(prob.detach().clone())   # its own copy: nan-ed below
                     # stuck: below the threshold and falling at every one of the last saves
                     stuck = _falling(history, num_mono_dec_saves) & (prob.detach() < threshold)
                     if stuck.any():
@@ -273,7 +278,8 @@ def backwork(model: nn.Module, *, label: int, reference: dict[str, torch.Tensor]
     # in float64, as float(prob.min()) >= threshold compares
     return BackworkResult(x.detach(), prob, label, prob.double() >= threshold, step, reinits,
                           {k: float(v) for k, v in ref.items()},
-                          {k: float(v) for k, v in bat.items()}, redrawn.cpu())
+                          {k: float(v) for k, v in bat.items()}, redrawn.cpu(),
+                          torch.stack(trace))
 
 
 @torch.no_grad()
@@ -294,6 +300,27 @@ def redraw(x: torch.Tensor, stuck: torch.Tensor, optimizer: torch.optim.Optimize
     for state in optimizer.state.get(x, {}).values():
         if isinstance(state, torch.Tensor) and state.shape == x.shape:
             state[stuck] = 0
+
+
+def first_redraw(trace: torch.Tensor, *, save_every: int, num_mono_dec_saves: int,
+                 threshold: float, max_iter: int | None = None) -> int | None:
+    """The first step at which the re-draw rule would have fired on a run's ``trace``
+    (:attr:`BackworkResult.trace`, ``(T, B)``) had saves come every ``save_every`` steps, or
+    None if it never would (``max_iter``: the run's cap, at which no save is taken). Until a
+    re-draw fires the rule only watches, so a run whose trace never fires under an interval is
+    exactly the run that interval would have produced; one that fires at step ``s`` is the
+    same up to ``s``."""
+    if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
+        raise ValueError(f"save_every must be a positive integer, got {save_every!r}")
+    history: list[torch.Tensor] = []
+    for step in range(save_every, len(trace), save_every):
+        if max_iter is not None and step >= max_iter:
+            break
+        # backwork saves, after step `step`, the probability measured before that step
+        history.append(trace[step - 1])
+        if (_falling(history, num_mono_dec_saves) & (trace[step - 1] < threshold)).any():
+            return step
+    return None
 
 
 def _falling(history: list[torch.Tensor], n: int) -> torch.Tensor:

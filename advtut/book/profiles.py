@@ -107,20 +107,26 @@ PROFILES: dict[str, dict[str, dict]] = {
         # sweep_labels / sweep_steps: the labels and cap of the cost sweep and the design;
         # transfer_epochs: the MLP's training; rounds, reject_labels, reject_budget, repeat:
         # the rejection-class rounds (each fooling image repeated `repeat` times in training);
-        # reject_control: also the same rounds without fooling images.
+        # reject_control: also the same rounds without fooling images; strong_labels /
+        # strong_steps: the labels and cap of the run on to p >= 0.9999; reading_scales: the
+        # source's coefficients times these under each reading of its costs (n_nearest: the
+        # reference digits of the nearest reading); n_held: test digits in the distance control.
         "quick": dict(n_reference=1_000, max_steps=2_000, scales=(0.0, 1.0, 10.0, 100.0,
                       1_000.0, 10_000.0), sweep_labels=(3,), sweep_steps=400,
-                      design_labels=(3, 7), design_scales=(0.0, 10.0, 100.0),
+                      design_labels=(3,), design_scales=(0.0, 10.0, 100.0),
                       design_min_steps=300, transfer_epochs=2,
-                      rounds=2, reject_labels=(0, 3, 7), reject_budget=250, repeat=20,
-                      reject_control=False, n_noise=1_000),
+                      rounds=1, reject_labels=(0, 3, 7), reject_budget=250, repeat=20,
+                      reject_control=False, n_noise=1_000, strong_labels=(3,),
+                      strong_steps=3_000, reading_scales=(1.0,), n_nearest=200, n_held=500),
         "full": dict(n_reference=10_000, max_steps=5_000, scales=(0.0, 1.0, 10.0, 100.0,
                      1_000.0, 10_000.0), sweep_labels=tuple(range(10)), sweep_steps=3_000,
                      design_labels=tuple(range(10)),
                      design_scales=(0.0, 1.0, 10.0, 100.0, 1_000.0), design_min_steps=1_000,
                      transfer_epochs=10,
                      rounds=5, reject_labels=tuple(range(10)), reject_budget=2_000, repeat=20,
-                     reject_control=True, n_noise=10_000),
+                     reject_control=True, n_noise=10_000, strong_labels=tuple(range(10)),
+                     strong_steps=20_000, reading_scales=(1.0, 100.0, 10_000.0),
+                     n_nearest=1_000, n_held=2_000),
     },
     "07_attribution": {
         # quick: one epoch of Fashion-MNIST, the flowers at 64 px for 5 epochs and each binary

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from advtut.attacks.backwork import (
     _falling,
     backwork,
+    first_redraw,
     redraw,
     reference_directions,
     similarity_costs,
@@ -163,3 +164,21 @@ def test_a_run_where_the_redraw_fires_counts_every_slot(net):
     calm = backwork(net, label=3, reference=ref, layer_coeffs=(0.0,), batch_size=3,
                     threshold=0.999, lr=0.05, max_iter=60, seed=0, progress=False)
     assert int(calm.redrawn.sum()) == calm.reinits
+
+
+def test_first_redraw_finds_where_another_save_interval_would_fire(net):
+    ref = reference_directions(net, torch.rand(4, 1, 28, 28), layers=("fc1",))
+    kw = dict(label=3, reference=ref, layer_coeffs=(0.0,), penalty=-10.0, batch_size=3,
+              threshold=0.999, lr=0.05, max_iter=40, num_mono_dec_saves=2, seed=0,
+              progress=False)
+    fired = backwork(net, save_every=3, **kw)
+    quiet = backwork(net, save_every=1_000, **kw)      # never saves: the rule never fires
+    assert fired.reinits > 0 and quiet.reinits == 0 and quiet.trace.shape == (41, 3)
+    step = first_redraw(quiet.trace, save_every=3, num_mono_dec_saves=2, threshold=0.999,
+                        max_iter=40)
+    differs = (fired.trace != quiet.trace).any(1).nonzero()[0, 0]
+    assert step is not None and int(differs) == step   # the same run up to the first re-draw
+    assert torch.equal(fired.trace[:step], quiet.trace[:step])
+    calm = backwork(net, **{**kw, "penalty": 10.0}, save_every=1)
+    assert first_redraw(calm.trace, save_every=1, num_mono_dec_saves=2, threshold=0.999,
+                        max_iter=40) is None and calm.reinits == 0

@@ -275,3 +275,131 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
                         progress=False)
         net.eval()
     return out, net
+
+
+def confusion(model: nn.Module, runs: dict[int, BackworkResult], *, n_classes: int = 10
+              ) -> torch.Tensor:
+    """Target by predicted: ``(len(runs), n_classes)`` counts, row ``i`` the fooling images of
+    the ``i``-th label of ``runs`` (in its order), column ``j`` how many ``model`` calls
+    ``j``."""
+    rows = []
+    for r in runs.values():
+        pred = model_logits(model, r.x).argmax(1).cpu()
+        rows.append(torch.bincount(pred, minlength=n_classes)[:n_classes])
+    return torch.stack(rows)
+
+
+@dataclass(frozen=True)
+class DigitDistances:
+    """L2 distances (pixels in [0, 1]) to the nearest training digit, ``(n,)`` each:
+    ``fooling`` for the fooling images, ``fooling_own`` to the nearest digit of the fooling
+    image's own target label, ``held_out`` for held-out real digits (to the nearest training
+    digit of their label: how near a real digit lies), ``noise`` for uniform noise; and
+    ``within_label``: the distances between random pairs of training digits of one label (the
+    typical distance within a label)."""
+
+    fooling: torch.Tensor
+    fooling_own: torch.Tensor
+    held_out: torch.Tensor
+    noise: torch.Tensor
+    within_label: torch.Tensor
+
+
+def digit_distances(runs: dict[int, BackworkResult], x_train: torch.Tensor,
+                    y_train: torch.Tensor, x_held: torch.Tensor, y_held: torch.Tensor, *,
+                    n_pairs: int = 1_000, n_noise: int = 100, seed: int = 0
+                    ) -> DigitDistances:
+    """:class:`DigitDistances` of the fooling images of ``runs`` against the training digits
+    ``x_train`` ``(N, 1, 28, 28)``, ``y_train``; ``x_held``, ``y_held``: real digits not in
+    ``x_train``; ``n_pairs`` random same-label pairs and ``n_noise`` noise images (seeded).
+    Distances are exact (no ``|x|^2 - 2 x.y + |y|^2`` shortcut), in float64."""
+    flat = x_train.flatten(1).double().cpu()
+    y_train = y_train.cpu()
+
+    def nearest(x: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x.flatten(1).double().cpu(), pool,        # exact, no x.y trick
+                           compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+
+    fx = torch.cat([r.x for r in runs.values()])
+    fy = torch.cat([torch.full((len(r.x),), k) for k, r in runs.items()])
+    own = torch.cat([nearest(fx[fy == k], flat[y_train == k]) for k in runs])
+    held = torch.cat([nearest(x_held[y_held.cpu() == k], flat[y_train == k])
+                      for k in range(10) if (y_held.cpu() == k).any()])
+    g = torch.Generator().manual_seed(seed)
+    noise = nearest(torch.rand(n_noise, *x_train.shape[1:], generator=g), flat)
+    i = torch.randint(len(flat), (n_pairs,), generator=g)
+    pairs = []
+    for a in i.tolist():
+        same = (y_train == y_train[a]).nonzero()[:, 0]
+        b = same[torch.randint(len(same), (1,), generator=g)]
+        pairs.append(float((flat[a] - flat[b]).norm()) if int(b) != a else None)
+    within = torch.tensor([p for p in pairs if p is not None], dtype=torch.float64)
+    return DigitDistances(nearest(fx, flat), own, held, noise, within)
+
+
+#: The two readings of "neuron activations" (the source's costed layers, lowest first):
+#: our CNN's layers before the ReLU, and after it.
+ACTIVATIONS = {"before the ReLU": LAYERS, "after the ReLU": ("input", "relu1", "relu2", "relu3")}
+
+
+@dataclass(frozen=True)
+class ReadingRow:
+    """One reading of the source's costs (``activations``: a key of :data:`ACTIVATIONS`;
+    ``similarity``: ``"mean"`` or ``"nearest"``), scored at its top costed layer (fc1 or its
+    ReLU) by its own reference cost: for held-out real ``digits``, uniform ``noise``, fooling
+    images grown with the costs ``off`` and with them ``on`` at ``scale`` times the source's
+    coefficients; ``diff``: the largest pixel difference between the off and on images;
+    ``converged``: the on batch reached the threshold; ``batch_on``: the chapter's ruler's
+    batch cosine at fc1 of the on images (``batch_off`` of the off ones)."""
+
+    activations: str
+    similarity: str
+    scale: float
+    digits: float
+    noise: float
+    off: float
+    on: float
+    diff: float
+    converged: bool
+    batch_off: float
+    batch_on: float
+
+
+def readings(model: nn.Module, x_ref: torch.Tensor, x_digits: torch.Tensor, *, label: int,
+             scales, max_iter: int, seed: int, ruler: dict, n_nearest: int) -> list[ReadingRow]:
+    """The source's backworking of ``label`` under each of the four readings (two of
+    :data:`ACTIVATIONS` by ``"mean"`` and ``"nearest"``), at each of ``scales`` times the
+    source's layer coefficients, beside one run with the costs off (the same run for every
+    reading: a zero coefficient leaves the gradient alone). ``x_ref``: the reference digits
+    (the nearest reading uses the first ``n_nearest``); ``x_digits``: held-out real digits for
+    the control, with as many uniform-noise images."""
+    from advtut.attacks.backwork import SOURCE_SETTINGS, reference_directions
+
+    dev = next(model.parameters()).device
+    noise = torch.rand(len(x_digits), *x_digits.shape[1:],
+                       generator=torch.Generator().manual_seed(seed)).to(dev)
+    digits = x_digits.to(dev)
+    coeffs = SOURCE_SETTINGS["layer_coeffs"]
+    out = []
+    off = None
+    for act, layers in ACTIVATIONS.items():
+        for sim in ("mean", "nearest"):
+            refs = x_ref if sim == "mean" else x_ref[:n_nearest]
+            ref = reference_directions(model, refs, layers=layers, reading=sim)
+            top = layers[-1]
+
+            def score(x, ref=ref, top=top):
+                return measure(model, x, {top: ref[top]}).reference[top]
+
+            if off is None:
+                off = backwork(model, label=label, reference=ref, seed=seed, progress=False,
+                               layer_coeffs=[0.0] * len(layers), max_iter=max_iter)
+            for scale in scales:
+                on = backwork(model, label=label, reference=ref, seed=seed, progress=False,
+                              layer_coeffs=[c * scale for c in coeffs], max_iter=max_iter)
+                out.append(ReadingRow(
+                    act, sim, float(scale), score(digits), score(noise), score(off.x),
+                    score(on.x), float((on.x - off.x).abs().max()), bool(on.success.all()),
+                    measure(model, off.x, ruler).batch["fc1"],
+                    measure(model, on.x, ruler).batch["fc1"]))
+    return out

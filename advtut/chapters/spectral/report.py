@@ -183,8 +183,9 @@ def check_table(sandwiches: dict[str, Sandwich]):
 
 
 def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
-    """Per network: test error, the bracket, the median margin, certified accuracy at the radii
-    ``at`` (95% intervals) and the attack's median distance."""
+    """Per network: test error, the bound (and the bound it aimed at), the median margin,
+    certified accuracy at the radii ``at`` (95% intervals) and the attack's median distance;
+    the brackets are :func:`bracket_table`'s."""
     rows = []
     for r in reports:
         cert = r.certified
@@ -192,11 +193,11 @@ def networks_table(reports: list["NetworkReport"], *, at: tuple[float, ...]):
         for e in at:
             acc, lo, hi = cert.at(e)
             cells.append(_ci(acc, (lo, hi), "{:.1%}"))
-        rows.append([r.name, r.test_error, r.matched, r.bracket.upper, r.bracket.lower, r.margin,
-                     *cells, _attack_cell(r)])
-    return table(rows, ["network", "test error", "bound aimed at", "bound L", "lower bound",
-                        "median margin", *[f"certified at ε = {e:g}" for e in at],
-                        "DDN distance (median)"],
+        bound = f"{r.bracket.upper:.3g}" + ("" if r.matched is None
+                                             else f" (aimed at {r.matched:.3g})")
+        rows.append([r.name, r.test_error, bound, r.margin, *cells, _attack_cell(r)])
+    return table(rows, ["network", "test error", "bound L", "median margin",
+                        *[f"certified at ε = {e:g}" for e in at], "DDN distance (median)"],
                  caption="Does a smaller bound buy robustness? Certified accuracy over "
                          f"{reports[0].certified.n:,} test digits (Wilson 95% intervals); "
                          "the attack's distance "
