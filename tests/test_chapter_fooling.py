@@ -136,6 +136,8 @@ def test_confusion_and_digit_distances_count_what_they_say(net):
     d = ch6.digit_distances(runs, x, y, x[:10] + 0.01, y[:10], n_pairs=50, n_noise=50, seed=0)
     assert d.fooling.shape == (6,) and d.fooling_own.shape == (6,)
     assert float(d.fooling[0]) == pytest.approx(0.0, abs=1e-9)
+    assert int(d.fooling_nearest_label[0]) == 2 and d.target.tolist() == [2] * 3 + [5] * 3
+    assert 1 / 6 <= d.nearest_is_target <= 1 and 0.1 <= d.noise_favourite <= 1
     assert (d.fooling <= d.fooling_own + 1e-9).all()         # the nearest of all <= of one label
     assert torch.allclose(d.held_out, torch.full((10,), 0.01 * 28, dtype=torch.float64),
                           atol=1e-5)

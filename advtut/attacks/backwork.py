@@ -306,10 +306,11 @@ def first_redraw(trace: torch.Tensor, *, save_every: int, num_mono_dec_saves: in
                  threshold: float, max_iter: int | None = None) -> int | None:
     """The first step at which the re-draw rule would have fired on a run's ``trace``
     (:attr:`BackworkResult.trace`, ``(T, B)``) had saves come every ``save_every`` steps, or
-    None if it never would (``max_iter``: the run's cap, at which no save is taken). Until a
-    re-draw fires the rule only watches, so a run whose trace never fires under an interval is
-    exactly the run that interval would have produced; one that fires at step ``s`` is the
-    same up to ``s``."""
+    None if it never would (``max_iter``: the run's cap, at which no save is taken). Exact
+    only for a trace with no re-draw in it (``reinits == 0``, or up to the run's own first
+    re-draw): until a re-draw fires the rule only watches, so such a run whose trace never
+    fires under an interval is exactly the run that interval would have produced, and one that
+    fires at step ``s`` is the same up to ``s``."""
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
         raise ValueError(f"save_every must be a positive integer, got {save_every!r}")
     history: list[torch.Tensor] = []

@@ -296,13 +296,28 @@ class DigitDistances:
     image's own target label, ``held_out`` for held-out real digits (to the nearest training
     digit of their label: how near a real digit lies), ``noise`` for uniform noise; and
     ``within_label``: the distances between random pairs of training digits of one label (the
-    typical distance within a label)."""
+    typical distance within a label); ``target`` the fooling images' labels and the labels of
+    the nearest training digits of the fooling and noise images."""
 
     fooling: torch.Tensor
     fooling_own: torch.Tensor
     held_out: torch.Tensor
     noise: torch.Tensor
     within_label: torch.Tensor
+    target: torch.Tensor | None = None
+    fooling_nearest_label: torch.Tensor | None = None
+    noise_nearest_label: torch.Tensor | None = None
+
+    @property
+    def nearest_is_target(self) -> float:
+        """The fraction of fooling images whose nearest training digit has their target."""
+        return float((self.fooling_nearest_label == self.target).double().mean())
+
+    @property
+    def noise_favourite(self) -> float:
+        """The largest share of noise images whose nearest training digit has one label."""
+        return float(torch.bincount(self.noise_nearest_label, minlength=10).max()
+                     / len(self.noise_nearest_label))
 
 
 def digit_distances(runs: dict[int, BackworkResult], x_train: torch.Tensor,
@@ -311,14 +326,16 @@ def digit_distances(runs: dict[int, BackworkResult], x_train: torch.Tensor,
                     ) -> DigitDistances:
     """:class:`DigitDistances` of the fooling images of ``runs`` against the training digits
     ``x_train`` ``(N, 1, 28, 28)``, ``y_train``; ``x_held``, ``y_held``: real digits not in
-    ``x_train``; ``n_pairs`` random same-label pairs and ``n_noise`` noise images (seeded).
+    ``x_train``; ``n_pairs`` random same-label pairs and ``n_noise`` noise images (seeded);
+    also the label of each fooling and noise image's nearest training digit.
     Distances are exact (no ``|x|^2 - 2 x.y + |y|^2`` shortcut), in float64."""
     flat = x_train.flatten(1).double().cpu()
     y_train = y_train.cpu()
 
-    def nearest(x: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
-        return torch.cdist(x.flatten(1).double().cpu(), pool,        # exact, no x.y trick
-                           compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    def nearest(x: torch.Tensor, pool: torch.Tensor, which: bool = False):
+        d = torch.cdist(x.flatten(1).double().cpu(), pool,           # exact, no x.y trick
+                        compute_mode="donot_use_mm_for_euclid_dist").min(1)
+        return (d.values, d.indices) if which else d.values
 
     fx = torch.cat([r.x for r in runs.values()])
     fy = torch.cat([torch.full((len(r.x),), k) for k, r in runs.items()])
@@ -326,7 +343,8 @@ def digit_distances(runs: dict[int, BackworkResult], x_train: torch.Tensor,
     held = torch.cat([nearest(x_held[y_held.cpu() == k], flat[y_train == k])
                       for k in range(10) if (y_held.cpu() == k).any()])
     g = torch.Generator().manual_seed(seed)
-    noise = nearest(torch.rand(n_noise, *x_train.shape[1:], generator=g), flat)
+    noise, noise_at = nearest(torch.rand(n_noise, *x_train.shape[1:], generator=g), flat,
+                              which=True)
     i = torch.randint(len(flat), (n_pairs,), generator=g)
     pairs = []
     for a in i.tolist():
@@ -334,7 +352,9 @@ def digit_distances(runs: dict[int, BackworkResult], x_train: torch.Tensor,
         b = same[torch.randint(len(same), (1,), generator=g)]
         pairs.append(float((flat[a] - flat[b]).norm()) if int(b) != a else None)
     within = torch.tensor([p for p in pairs if p is not None], dtype=torch.float64)
-    return DigitDistances(nearest(fx, flat), own, held, noise, within)
+    fool, fool_at = nearest(fx, flat, which=True)
+    return DigitDistances(fool, own, held, noise, within, fy, y_train[fool_at],
+                          y_train[noise_at])
 
 
 #: The two readings of "neuron activations" (the source's costed layers, lowest first):
@@ -372,7 +392,8 @@ def readings(model: nn.Module, x_ref: torch.Tensor, x_digits: torch.Tensor, *, l
     source's layer coefficients, beside one run with the costs off (the same run for every
     reading: a zero coefficient leaves the gradient alone). ``x_ref``: the reference digits
     (the nearest reading uses the first ``n_nearest``); ``x_digits``: held-out real digits for
-    the control, with as many uniform-noise images."""
+    the control, with as many uniform-noise images. The runs start from the same noise as
+    :func:`run_labels`' (seed ``seed + label``)."""
     from advtut.attacks.backwork import SOURCE_SETTINGS, reference_directions
 
     dev = next(model.parameters()).device
@@ -392,10 +413,12 @@ def readings(model: nn.Module, x_ref: torch.Tensor, x_digits: torch.Tensor, *, l
                 return measure(model, x, {top: ref[top]}).reference[top]
 
             if off is None:
-                off = backwork(model, label=label, reference=ref, seed=seed, progress=False,
+                off = backwork(model, label=label, reference=ref, seed=seed + label,
+                               progress=False,
                                layer_coeffs=[0.0] * len(layers), max_iter=max_iter)
             for scale in scales:
-                on = backwork(model, label=label, reference=ref, seed=seed, progress=False,
+                on = backwork(model, label=label, reference=ref, seed=seed + label,
+                              progress=False,
                               layer_coeffs=[c * scale for c in coeffs], max_iter=max_iter)
                 out.append(ReadingRow(
                     act, sim, float(scale), score(digits), score(noise), score(off.x),
