@@ -111,15 +111,95 @@ def test_sweep_scales_the_source_coefficients_unless_others_are_named(net):
 def test_rejection_rounds_add_a_class_and_the_control_adds_no_images(net, digits):
     x, y = digits
     ref_fn = lambda m: reference_directions(m, x[:10], layers=ch6.LAYERS)   # noqa: E731
-    kw = dict(rounds=1, labels=(1,), budget=5, seed=0, settings={}, n_noise=20,
-              progress=False)
+    kw = dict(rounds=1, labels=(1,), train_labels=(1,), budget=5, seed=0, settings={},
+              n_noise=20, progress=False)
     rounds, last = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=2, **kw)
     assert [r.round for r in rounds] == [0, 1] and last.fc2.out_features == 11
     assert all(0 <= r.test_accuracy <= 1 and 0 <= r.noise_rejected <= 1 for r in rounds)
-    control, _ = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=0, **kw)
+    assert rounds[0].noise_rejected == 0.0 and rounds[0].held_rejected is None
+    assert rounds[1].held_rejected is None             # every label was trained on
+    assert 0 <= rounds[1].trained_rejected <= 1
+    control, c_last = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=0, **kw)
     assert control[0] == rounds[0]                    # round 0 is the same network
+    # the control never saw class 10: its new output keeps the bias 10 below the others
+    assert control[1].trained_rejected == 0.0 and control[1].noise_rejected == 0.0
     mlp = ch6.train_mlp(x, y, epochs=1, seed=0, device="cpu")
     assert mlp(x).shape == (30, 10) and not mlp.training
+
+
+def test_round_zero_from_longer_runs_is_the_budget_run(net, digits):
+    x, y = digits
+    ref = reference_directions(net, x[:10], layers=ch6.LAYERS)
+    kw = dict(labels=(1, 6), seed=0, progress=False, threshold=0.9999, lr=0.002)
+    long = ch6.run_labels(net, ref, max_iter=60, **kw)
+    short = ch6.run_labels(net, ref, max_iter=7, **kw)
+    for k in (1, 6):
+        ok, steps, p = ch6.within_budget(long[k], 7, threshold=0.9999)
+        assert (ok, steps) == (bool(short[k].success.all()), short[k].n_iter)
+        assert p == pytest.approx(float(short[k].prob.min()), abs=1e-6)
+    ref_fn = lambda m: reference_directions(m, x[:10], layers=ch6.LAYERS)   # noqa: E731
+    first = ch6.run_labels(net, ref_fn(net), labels=range(10), seed=0, progress=False,
+                           max_iter=40)
+    rounds, _ = ch6.rejection_rounds(net, ref_fn, x, y, x, y, rounds=1, labels=(1,),
+                                     train_labels=(1,), budget=40, repeat=3, seed=0,
+                                     settings={}, n_noise=20, first=first, progress=False)
+    assert 0 <= rounds[1].held_rejected <= 1              # the other nine labels, held out
+    slow = {1: dataclasses.replace(first[1], n_iter=41)}
+    with pytest.raises(ValueError, match="budget"):
+        ch6.rejection_rounds(net, ref_fn, x, y, x, y, rounds=1, labels=(1,), train_labels=(1,),
+                             budget=40, repeat=1, seed=0, settings={}, n_noise=5, first=slow)
+
+
+def test_sweep_reuses_known_runs_only_where_the_cap_gives_the_same_run(net):
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    ruler = reference_directions(net, torch.rand(10, 1, 28, 28), layers=("fc1",), center=True)
+    kw = dict(scales=(1.0,), labels=(1, 2), seed=0, ruler=ruler, progress=False)
+    fresh = ch6.sweep(net, ref, max_iter=200, **kw)
+    long = ch6.run_labels(net, ref, labels=(1, 2), seed=0, progress=False, max_iter=2_000)
+    reused = ch6.sweep(net, ref, max_iter=200, known={1.0: long}, **kw)
+    for k in (1, 2):
+        assert torch.equal(fresh.runs[1.0][k].x, reused.runs[1.0][k].x)
+    assert fresh.rows == reused.rows and len(fresh.rows[0].batch_fc1) == 2
+    fake = {1: dataclasses.replace(long[1], n_iter=201)}      # beyond the cap: not reused
+    again = ch6.sweep(net, ref, max_iter=200, known={1.0: fake}, **kw)
+    assert torch.equal(again.runs[1.0][1].x, fresh.runs[1.0][1].x)
+
+
+def test_curve_text_describes_every_point_and_the_shape():
+    def row(scale, b):
+        return ch6.SweepRow(scale, 1.0, 1.0, 0.0, {}, {"fc1": sum(b) / len(b)}, (1, 2), b)
+    down = ch6.curve_text([row(0.0, (0.9, 0.7)), row(1.0, (0.5, 0.3))])
+    assert "0.800 [0.700, 0.900] at 0" in down and "falls at every step" in down
+    up = ch6.curve_text([row(0.0, (0.9, 0.9)), row(1.0, (0.1, 0.1)), row(10.0, (0.5, 0.5))])
+    assert "rises from scale 1 to 10" in up and "lowest at scale 1" in up
+
+
+def test_evolution_starts_from_the_gradient_searchs_noise_and_the_detector_controls(net):
+    from advtut.attacks.evolve import evolve
+
+    ref = reference_directions(net, torch.rand(10, 1, 28, 28), layers=ch6.LAYERS)
+    ev = ch6.evolve_labels(net, labels=(2,), n_runs=2, seed=3, max_queries=3_000)
+    # lr=0: one step that moves nothing returns the gradient search's starting noise
+    start = ch6.run_labels(net, ref, labels=(2,), seed=3, progress=False, max_iter=1, lr=0.0)
+    again = evolve(net, label=2, x0=start[2].x[1:2], seed=3 + 200 + 1, max_queries=3_000)
+    assert torch.equal(again.x, ev[2][1].x) and again.queries == ev[2][1].queries
+    assert len(ev[2]) == 2 and all(r.success for r in ev[2])
+    assert report.evolve_table(ev, start) is not None
+    doc = {"chapter": "06_fooling_from_noise", "profile": "quick", "seed": 0, "device": "cpu",
+           "runtime_s": 1.0, "results": report.evolve_entries(ev, net, cap=3_000)}
+    assert check_results(doc) == []
+    lied = {2: [dataclasses.replace(ev[2][0], prob=0.5)]}      # a reported p that is not
+    doc["results"] = report.evolve_entries(lied, net, cap=3_000)
+    assert len(check_results(doc)) == 1
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 1, 28, 28, generator=g)
+    rows = ch6.msp_detector(net, x[:100], {"same": x[100:],
+                                           "fooling": ev[2][0].x.repeat(3, 1, 1, 1)})
+    assert rows[0].auroc.low < 0.5 < rows[0].auroc.high      # the negative control
+    assert rows[1].n == 3 and 0 <= rows[1].auroc.value <= 1
+    assert len(report.detector_entries(rows)) == 2 and report.detector_table(rows) is not None
+    with pytest.raises(ValueError, match="n_runs"):
+        ch6.evolve_labels(net, labels=(2,), n_runs=9, seed=0, max_queries=10)
 
 
 def test_confusion_and_digit_distances_count_what_they_say(net):

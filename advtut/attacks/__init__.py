@@ -30,7 +30,9 @@ The exception: :func:`~advtut.attacks.backwork.backwork` grows fooling images fr
 no original input there is no perturbation to measure, so it is not a minimal-perturbation
 attack and does not claim a ``distortion``: it returns its own
 :class:`~advtut.attacks.backwork.BackworkResult` (``success`` per image, ``n_iter``, the target
-probability ``prob``), and checks only its target label through the checker.
+probability ``prob``), and checks only its target label through the checker. Its
+gradient-free counterpart :func:`~advtut.attacks.evolve.evolve` returns
+:class:`~advtut.attacks.evolve.EvolveResult` likewise.
 :class:`~advtut.attacks.sets.AdversarialSet` holds a whole set's attack (untargeted: it takes
 the true labels); the caller names it (a table's row, a dict's key).
 
@@ -39,7 +41,8 @@ Modules: ``base`` (:class:`AttackResult`, the checker, seeded wrong labels); ``b
 :class:`~advtut.attacks.lbfgs.LBFGSSearch`, the boundary refinement); ``sets`` (adversarial
 copies of a whole set, noise, amplification); ``template`` (the template attack on a linear
 pixel classifier); ``gradient`` (FGSM and normalised-gradient steps, flip curves);
-``backwork`` (fooling images grown from noise).
+``backwork`` (fooling images grown from noise); ``evolve`` (the same without gradients:
+separable CMA-ES, which only queries the network's output).
 """
 from advtut.attacks.base import AttackResult, check_attack_inputs
 from advtut.attacks.lbfgs import LBFGSSearch, lbfgs_attack

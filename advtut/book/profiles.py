@@ -105,28 +105,40 @@ PROFILES: dict[str, dict[str, dict]] = {
         # The MNIST CNN itself is trained as "mnist_cnn" says. n_reference: training images in
         # the reference set; max_steps: the cap per label with the source's settings;
         # sweep_labels / sweep_steps: the labels and cap of the cost sweep and the design;
-        # transfer_epochs: the MLP's training; rounds, reject_labels, reject_budget, repeat:
-        # the rejection-class rounds (each fooling image repeated `repeat` times in training);
-        # reject_control: also the same rounds without fooling images; strong_labels /
-        # strong_steps: the labels and cap of the run on to p >= 0.9999; reading_scales: the
-        # source's coefficients times these under each reading of its costs (n_nearest: the
-        # reference digits of the nearest reading); n_held: test digits in the distance control.
-        "quick": dict(n_reference=1_000, max_steps=2_000, scales=(0.0, 1.0, 10.0, 100.0,
-                      1_000.0, 10_000.0), sweep_labels=(3,), sweep_steps=400,
+        # sweep_networks: independently trained CNNs the sweep runs on (seeds seed, seed + 1,
+        # ...); transfer_epochs: the MLP's training; rounds, reject_labels, reject_train,
+        # reject_budget, repeat, reject_digits, reject_epochs: the rejection-class rounds
+        # (fooling images grown for reject_labels, those of reject_train added to
+        # reject_digits training digits (None: all), each repeated `repeat` times, the others
+        # held out; reject_epochs of training per round), always
+        # beside the control rounds without fooling images; strong_labels / strong_steps:
+        # the labels and cap of the run on to p >= 0.9999; reading_scales: the source's
+        # coefficients times these under each reading of its costs (n_nearest: the reference
+        # digits of the nearest reading); n_held: test digits in the distance control;
+        # evolve_labels / evolve_runs / evolve_queries: the gradient-free search (runs per
+        # label, query cap per run); n_detect: test digits on each side of the detector.
+        "quick": dict(n_reference=1_000, max_steps=2_000, scales=(0.0, 1.0, 100.0, 10_000.0),
+                      sweep_labels=(3, 0, 7), sweep_steps=300, sweep_networks=1,
                       design_labels=(3,), design_scales=(0.0, 10.0, 100.0),
                       design_min_steps=300, transfer_epochs=2,
-                      rounds=1, reject_labels=(0, 3, 7), reject_budget=250, repeat=20,
-                      reject_control=False, n_noise=1_000, strong_labels=(3,),
-                      strong_steps=3_000, reading_scales=(1.0,), n_nearest=200, n_held=500),
+                      rounds=1, reject_labels=(0, 3, 7), reject_train=(0, 3, 7),
+                      reject_budget=1_000, repeat=20, reject_digits=5_000, reject_epochs=2,
+                      n_noise=1_000,
+                      strong_labels=(3,), strong_steps=3_000, reading_scales=(1.0,),
+                      n_nearest=200, n_held=500, evolve_labels=(3,), evolve_runs=4,
+                      evolve_queries=20_000, n_detect=1_000),
         "full": dict(n_reference=10_000, max_steps=5_000, scales=(0.0, 1.0, 10.0, 100.0,
                      1_000.0, 10_000.0), sweep_labels=tuple(range(10)), sweep_steps=3_000,
-                     design_labels=tuple(range(10)),
+                     sweep_networks=3, design_labels=tuple(range(10)),
                      design_scales=(0.0, 1.0, 10.0, 100.0, 1_000.0), design_min_steps=1_000,
                      transfer_epochs=10,
-                     rounds=5, reject_labels=tuple(range(10)), reject_budget=2_000, repeat=20,
-                     reject_control=True, n_noise=10_000, strong_labels=tuple(range(10)),
-                     strong_steps=20_000, reading_scales=(1.0, 100.0, 10_000.0),
-                     n_nearest=1_000, n_held=2_000),
+                     rounds=5, reject_labels=tuple(range(10)), reject_train=(0, 2, 4, 6, 8),
+                     reject_budget=5_000, repeat=20, reject_digits=None, reject_epochs=1,
+                     n_noise=10_000,
+                     strong_labels=tuple(range(10)), strong_steps=20_000,
+                     reading_scales=(1.0, 100.0, 10_000.0), n_nearest=1_000, n_held=2_000,
+                     evolve_labels=tuple(range(10)), evolve_runs=8, evolve_queries=100_000,
+                     n_detect=5_000),
     },
     "07_attribution": {
         # quick: one epoch of Fashion-MNIST, the flowers at 64 px for 5 epochs and each binary

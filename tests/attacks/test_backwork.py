@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from advtut.attacks.backwork import (
     _falling,
     backwork,
+    backwork_many,
     first_redraw,
     redraw,
     reference_directions,
@@ -182,3 +183,27 @@ def test_first_redraw_finds_where_another_save_interval_would_fire(net):
     calm = backwork(net, **{**kw, "penalty": 10.0}, save_every=1)
     assert first_redraw(calm.trace, save_every=1, num_mono_dec_saves=2, threshold=0.999,
                         max_iter=40) is None and calm.reinits == 0
+
+
+def test_many_batches_side_by_side_are_the_runs_alone(net):
+    # labels that stop at different steps, one of them with re-draws (a negative penalty)
+    ref = reference_directions(net, torch.rand(4, 1, 28, 28), layers=("conv2", "fc1"))
+    kw = dict(reference=ref, layer_coeffs=(0.5, 1.0), batch_size=3, threshold=0.99,
+              lr=0.05, max_iter=80, save_every=2, num_mono_dec_saves=2, progress=False)
+    many = backwork_many(net, labels=[1, 4, 7], seeds=[0, 5, 9], **kw)
+    alone = [backwork(net, label=k, seed=s, **kw) for k, s in ((1, 0), (4, 5), (7, 9))]
+    assert len({r.n_iter for r in alone}) > 1                 # they stop at different steps
+    # equal up to the rounding of a batched matrix product, which Adam (it rescales every
+    # gradient) can grow over a long run: compare the early steps, and short runs whole
+    for m, a in zip(many, alone):
+        assert (m.label, m.n_iter, m.reinits) == (a.label, a.n_iter, a.reinits)
+        assert torch.allclose(m.trace[:20], a.trace[:20], atol=1e-5)
+        if a.n_iter < 50:
+            assert torch.allclose(m.x, a.x, atol=1e-4)
+            assert m.batch_cost == pytest.approx(a.batch_cost, abs=1e-4)
+    hard = dict(kw, penalty=-10.0, layer_coeffs=(0.0, 0.0))
+    m2 = backwork_many(net, labels=[3, 3], seeds=[0, 1], **hard)
+    assert [r.reinits for r in m2] == [backwork(net, label=3, seed=s, **hard).reinits
+                                       for s in (0, 1)] and m2[0].reinits > 0
+    with pytest.raises(ValueError, match="one seed per label"):
+        backwork_many(net, labels=[1, 2], seeds=[0], **kw)

@@ -21,9 +21,12 @@ from advtut.attacks.backwork import (
     SOURCE_SETTINGS,
     BackworkResult,
     backwork,
+    backwork_many,
     layer_activations,
     similarity_costs,
 )
+from advtut.attacks.evolve import EvolveResult, evolve
+from advtut.detection import Auroc, auroc, max_softmax_score
 from advtut.evaluation import logits as model_logits
 from advtut.models import FC, MnistCNN
 from advtut.seeding import seeded
@@ -50,15 +53,13 @@ DESIGN = dict(layers=("conv2", "fc1"), center=True, objective="margin",
 
 def run_labels(model: nn.Module, reference: dict, *, labels=range(10), seed: int,
                progress: bool = True, **settings) -> dict[int, BackworkResult]:
-    """:func:`~advtut.attacks.backwork.backwork` for each label (seeded ``seed + label``),
-    with ``settings`` passed on, under one progress bar: ``{label: result}``."""
-    from tqdm.auto import tqdm
-
-    out = {}
-    for k in tqdm(list(labels), desc="labels", disable=not progress, mininterval=2.0):
-        out[int(k)] = backwork(model, label=int(k), reference=reference, seed=seed + int(k),
-                               progress=False, **settings)
-    return out
+    """:func:`~advtut.attacks.backwork.backwork` for each label, seeded ``seed + label``, with
+    ``settings`` passed on: ``{label: result}``. The labels run side by side in one batch
+    (:func:`~advtut.attacks.backwork.backwork_many`), each as it would alone."""
+    labels = [int(k) for k in labels]
+    results = backwork_many(model, labels=labels, seeds=[seed + k for k in labels],
+                            reference=reference, progress=progress, **settings)
+    return dict(zip(labels, results))
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class SweepRow:
     """One setting of a cost sweep (``scale``: the multiplier of the layer coefficients): the
     fraction of runs (labels) whose batch ``converged``, mean ``steps`` and ``reinits``, and
     the mean reference and batch costs per layer of the final images measured with one ruler
-    (:func:`measure`)."""
+    (:func:`measure`); ``labels`` the runs' labels and ``batch_fc1`` each run's batch cosine at
+    fc1 in that order (the spread over noise starts behind the mean)."""
 
     scale: float
     converged: float
@@ -109,6 +111,8 @@ class SweepRow:
     reinits: float
     reference_cost: dict
     batch_cost: dict
+    labels: tuple[int, ...] = ()
+    batch_fc1: tuple[float, ...] = ()
 
 
 def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module,
@@ -120,7 +124,8 @@ def summarise(scale: float, runs: dict[int, BackworkResult], *, model: nn.Module
     return SweepRow(scale, sum(bool(r.success.all()) for r in rs) / len(rs),
                     sum(r.n_iter for r in rs) / len(rs), sum(r.reinits for r in rs) / len(rs),
                     {k: sum(m.reference[k] for m in measured) / len(rs) for k in layers},
-                    {k: sum(m.batch[k] for m in measured) / len(rs) for k in layers})
+                    {k: sum(m.batch[k] for m in measured) / len(rs) for k in layers},
+                    tuple(runs), tuple(m.batch["fc1"] for m in measured))
 
 
 def digit_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ruler: dict, *,
@@ -140,37 +145,66 @@ def digit_baseline(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ruler: di
 class Sweep:
     """A cost sweep: one :class:`SweepRow` per scale (``rows``), ``diff`` the largest pixel
     difference between the images at scale 0 and at scale 1 when both are swept (0.0: the
-    costs change nothing; None when not both scales are run), and the runs themselves,
-    ``runs`` ``{scale: {label: result}}``."""
+    costs change nothing; None when not both scales are run) and ``diff_mean`` the mean
+    one, and the runs themselves, ``runs`` ``{scale: {label: result}}``."""
 
     rows: tuple[SweepRow, ...]
     diff: float | None
     runs: dict
+    diff_mean: float | None = None
 
 
 def sweep(model: nn.Module, reference: dict, *, scales, labels, max_iter: int, seed: int,
           ruler: dict, layer_coeffs=SOURCE_SETTINGS["layer_coeffs"],
-          objective: str = "probability", min_iter: int = 0, progress: bool = True) -> Sweep:
+          objective: str = "probability", min_iter: int = 0, known: dict | None = None,
+          progress: bool = True) -> Sweep:
     """:func:`run_labels` on ``labels`` with ``layer_coeffs`` (one per reference layer; the
     source's by default) multiplied by each of ``scales``, at least ``min_iter`` and at most
     ``max_iter`` steps, the ``objective`` of :func:`~advtut.attacks.backwork.backwork` (the
     source's ``"probability"`` by default) and its other settings the source's; each scale
-    measured with ``ruler``. Returns a :class:`Sweep`."""
+    measured with ``ruler``. ``known``: ``{scale: {label: result}}`` of runs already made with
+    these settings under a larger cap (seeded as :func:`run_labels` seeds); a run that
+    reached the threshold within ``max_iter`` steps and at least ``min_iter`` is the run this
+    cap gives (up to the float rounding of a different batch of labels), and is reused.
+    Returns a :class:`Sweep`."""
     if len(layer_coeffs) != len(reference):
         raise ValueError(f"layer_coeffs needs one coefficient per reference layer "
                          f"({list(reference)}), got {list(layer_coeffs)}")
+    known = known or {}
     rows, images, all_runs = [], {}, {}
     for scale in scales:
-        runs = run_labels(model, reference, labels=labels, seed=seed, progress=progress,
-                          max_iter=max_iter, layer_coeffs=[c * scale for c in layer_coeffs],
-                          objective=objective, min_iter=min_iter)
+        have = {k: r for k, r in known.get(float(scale), {}).items()
+                if k in labels and bool(r.success.all()) and min_iter <= r.n_iter <= max_iter}
+        todo = [k for k in labels if k not in have]
+        new = run_labels(model, reference, labels=todo, seed=seed, progress=progress,
+                         max_iter=max_iter, layer_coeffs=[c * scale for c in layer_coeffs],
+                         objective=objective, min_iter=min_iter) if todo else {}
+        runs = {int(k): (have[k] if k in have else new[int(k)]) for k in labels}
         rows.append(summarise(float(scale), runs, model=model, ruler=ruler))
         images[float(scale)] = torch.cat([r.x for r in runs.values()])
         all_runs[float(scale)] = runs
-    diff = None
+    diff = diff_mean = None
     if 0.0 in images and 1.0 in images:
-        diff = float((images[0.0] - images[1.0]).abs().max())
-    return Sweep(tuple(rows), diff, all_runs)
+        gap = (images[0.0] - images[1.0]).abs()
+        diff, diff_mean = float(gap.max()), float(gap.double().mean())
+    return Sweep(tuple(rows), diff, all_runs, diff_mean)
+
+
+def curve_text(rows, *, fmt: str = ".3f") -> str:
+    """A sweep's whole curve of the batch cosine at fc1 in words: each scale's mean over runs
+    (with more than one run, its range over them in brackets), whether it falls at every step
+    up in scale, and where it is lowest."""
+    parts = []
+    for r in rows:
+        spread = (f" [{min(r.batch_fc1):{fmt}}, {max(r.batch_fc1):{fmt}}]"
+                  if len(r.batch_fc1) > 1 else "")
+        parts.append(f"{r.batch_cost['fc1']:{fmt}}{spread} at {r.scale:g}")
+    ups = [(a, b) for a, b in zip(rows, rows[1:]) if b.batch_cost["fc1"] > a.batch_cost["fc1"]]
+    shape = ("it falls at every step up in scale" if not ups else
+             "it does not fall monotonically: it rises from scale "
+             + ", and from ".join(f"{a.scale:g} to {b.scale:g}" for a, b in ups))
+    lowest = min(rows, key=lambda r: r.batch_cost["fc1"]).scale
+    return f"{'; '.join(parts)}: {shape}, and is lowest at scale {lowest:g}"
 
 
 # --- transfer ---------------------------------------------------------------------------------
@@ -227,52 +261,102 @@ def with_rejection_class(model: MnistCNN) -> MnistCNN:
 class RejectionRound:
     """After ``round`` rounds of training with fooling images as class 10: ``test_accuracy``
     on the clean test digits (a digit called class 10 is an error), ``noise_rejected`` (the
-    fraction of uniform noise put in class 10), and for new fooling images with the step
-    budget: ``success`` (fraction of labels whose batch reached the threshold), ``steps``
-    (mean), ``prob`` (mean of each batch's smallest target probability)."""
+    fraction of uniform noise put in class 10); for new fooling images of the measured labels
+    within the step budget: ``success`` (fraction of labels whose batch reached the
+    threshold), ``steps`` (mean, at most the budget), ``capped`` (fraction of labels stopped
+    by the budget), ``prob`` (mean of each batch's smallest target probability); and the
+    previous round's fooling images put in class 10: ``trained_rejected`` (those of the
+    training labels, which this network trained on) and ``held_rejected`` (those of the other
+    labels, which it never saw; None at round 0 or without any)."""
 
     round: int
     test_accuracy: float
     noise_rejected: float
     success: float
     steps: float
+    capped: float
     prob: float
+    trained_rejected: float | None = None
+    held_rejected: float | None = None
+
+
+def within_budget(r: BackworkResult, budget: int, *, threshold: float = SOURCE_SETTINGS["threshold"]
+                  ) -> tuple[bool, int, float]:
+    """What a run would have given with at most ``budget`` steps, read from its trace (the
+    same run up to there: a cap changes nothing before it): whether the batch reached
+    ``threshold``, the steps taken and the batch's smallest target probability at the end."""
+    if r.n_iter <= budget:
+        return bool(r.success.all()), r.n_iter, float(r.prob.min())
+    low = r.trace[:budget + 1].min(1).values.double()
+    hit = (low >= threshold).nonzero()
+    if len(hit):
+        return True, int(hit[0, 0]), float(low[hit[0, 0]])
+    return False, budget, float(low[budget])
 
 
 def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Tensor,
                      x_test: torch.Tensor, y_test: torch.Tensor, *, rounds: int, labels,
-                     budget: int, repeat: int, seed: int, settings: dict, n_noise: int,
-                     progress: bool = True) -> tuple[list[RejectionRound], MnistCNN]:
-    """Generate, add, retrain: round 0 measures ``model`` given an 11th output that is never
-    chosen; each later round adds the fooling images found on the current network (label 10,
-    each repeated ``repeat`` times) to the training digits ``x``, ``y`` and trains the network
-    one more epoch. Fooling images are measured with at most ``budget`` steps per label
-    (``labels``), with ``reference_fn(model)`` giving each network's reference directions.
+                     train_labels, budget: int, repeat: int, seed: int, settings: dict,
+                     n_noise: int, first: dict[int, BackworkResult] | None = None,
+                     epochs: int = 1, lr: float = 0.05, progress: bool = True
+                     ) -> tuple[list[RejectionRound], MnistCNN]:
+    """Generate, add, retrain. Round 0 is ``model`` itself (its 11-class copy, whose 11th
+    output is never chosen, predicts as it does); each later round adds the fooling images of
+    ``train_labels`` found on the current network (label 10, each repeated ``repeat`` times)
+    to the training digits ``x``, ``y`` and trains the network ``epochs`` more epochs (SGD with
+    momentum at ``lr``, the book CNN's own rate, cosine schedule), and shows it
+    the previous round's images of the other labels, held out. Fooling images of ``labels``
+    are grown in every round with at most ``budget`` steps per label, with
+    ``reference_fn(net)`` giving each network's reference directions and ``settings`` passed
+    to :func:`run_labels`; ``first``: round 0's runs already made on ``model`` with these
+    settings and any larger cap (:func:`within_budget` reads them at the budget), which may
+    cover more labels than ``labels`` (the extra ones are held out at round 1).
     ``repeat=0`` is the control: the same rounds of training on the digits alone.
     Returns one :class:`RejectionRound` per round (``rounds + 1``) and the last network."""
+    train_labels = {int(k) for k in train_labels}
+    for k, v in (first or {}).items():
+        if k in train_labels and v.n_iter > budget:
+            raise ValueError(f"first: label {k}'s run took {v.n_iter} steps, more than the "
+                             f"budget {budget}; its images are not the budget's: pass a "
+                             f"larger budget or first=None")
     net = with_rejection_class(model)
-    pool_x, pool_y = [], []
-    out = []
+    pool_x: list[torch.Tensor] = []
+    out, prev = [], None
     for r in range(rounds + 1):
-        runs = run_labels(net, reference_fn(net), labels=labels, seed=seed + 100 * r,
-                          progress=progress, max_iter=budget, **settings)
+        if r == 0 and first is not None:
+            runs = dict(first)
+            measured = [within_budget(runs[int(k)], budget) for k in labels]
+        else:
+            runs = run_labels(net if r else model, reference_fn(net if r else model),
+                              labels=labels, seed=seed + 100 * r, progress=progress,
+                              max_iter=budget, **settings)
+            measured = [(bool(v.success.all()), v.n_iter, float(v.prob.min()))
+                        for v in runs.values()]
         pred = model_logits(net, x_test).argmax(1)
+
+        def rejected(images):
+            if not images:
+                return None
+            return float((model_logits(net, torch.cat(images)).argmax(1) == 10).double().mean())
+
         out.append(RejectionRound(
             r, float((pred == y_test.to(pred.device)).double().mean()),
             float(noise_rates(net, n=n_noise, seed=seed, n_classes=11)[10]),
-            sum(bool(v.success.all()) for v in runs.values()) / len(runs),
-            sum(v.n_iter for v in runs.values()) / len(runs),
-            sum(float(v.prob.min()) for v in runs.values()) / len(runs)))
+            sum(m[0] for m in measured) / len(measured),
+            sum(m[1] for m in measured) / len(measured),
+            sum((not m[0]) and m[1] >= budget for m in measured) / len(measured),
+            sum(m[2] for m in measured) / len(measured),
+            rejected([v.x for k, v in prev.items() if k in train_labels]) if prev else None,
+            rejected([v.x for k, v in prev.items() if k not in train_labels]) if prev else None))
         if r == rounds:
             break
-        pool_x += [v.x.cpu() for v in runs.values()]
-        pool_y += [torch.full((len(v.x),), 10, dtype=torch.long) for v in runs.values()]
+        prev = runs
+        pool_x += [v.x.cpu() for k, v in runs.items() if k in train_labels]
         fx = torch.cat(pool_x).repeat(repeat, 1, 1, 1)      # empty for the control
-        fy = torch.cat(pool_y).repeat(repeat)
-        train_minibatch(net, torch.cat([x.float(), fx]), torch.cat([y, fy]), epochs=1,
-                        batch_size=128,
-                        lr=0.01, momentum=0.9, schedule="cosine", seed=seed + r,
-                        progress=False)
+        fy = torch.full((len(fx),), 10, dtype=torch.long)
+        train_minibatch(net, torch.cat([x.float(), fx]), torch.cat([y, fy]), epochs=epochs,
+                        batch_size=128, lr=lr, momentum=0.9, schedule="cosine",
+                        seed=seed + r, progress=False)
         net.eval()
     return out, net
 
@@ -304,9 +388,9 @@ class DigitDistances:
     held_out: torch.Tensor
     noise: torch.Tensor
     within_label: torch.Tensor
-    target: torch.Tensor | None = None
-    fooling_nearest_label: torch.Tensor | None = None
-    noise_nearest_label: torch.Tensor | None = None
+    target: torch.Tensor
+    fooling_nearest_label: torch.Tensor
+    noise_nearest_label: torch.Tensor
 
     @property
     def nearest_is_target(self) -> float:
@@ -386,15 +470,18 @@ class ReadingRow:
 
 
 def readings(model: nn.Module, x_ref: torch.Tensor, x_digits: torch.Tensor, *, label: int,
-             scales, max_iter: int, seed: int, ruler: dict, n_nearest: int) -> list[ReadingRow]:
+             scales, max_iter: int, seed: int, ruler: dict, n_nearest: int,
+             known: dict | None = None) -> list[ReadingRow]:
     """The source's backworking of ``label`` under each of the four readings (two of
     :data:`ACTIVATIONS` by ``"mean"`` and ``"nearest"``), at each of ``scales`` times the
     source's layer coefficients, beside one run with the costs off (the same run for every
     reading: a zero coefficient leaves the gradient alone). ``x_ref``: the reference digits
     (the nearest reading uses the first ``n_nearest``); ``x_digits``: held-out real digits for
     the control, with as many uniform-noise images. The runs start from the same noise as
-    :func:`run_labels`' (seed ``seed + label``)."""
-    from advtut.attacks.backwork import SOURCE_SETTINGS, reference_directions
+    :func:`run_labels`' (seed ``seed + label``). ``known``: ``{scale: result}`` of runs of
+    ``label`` already made with the source's reading (before the ReLU, mean) and ``max_iter``
+    (a :class:`Sweep`'s; scale 0 is the run with the costs off), reused."""
+    from advtut.attacks.backwork import reference_directions
 
     dev = next(model.parameters()).device
     noise = torch.rand(len(x_digits), *x_digits.shape[1:],
@@ -412,17 +499,71 @@ def readings(model: nn.Module, x_ref: torch.Tensor, x_digits: torch.Tensor, *, l
             def score(x, ref=ref, top=top):
                 return measure(model, x, {top: ref[top]}).reference[top]
 
+            source = act == "before the ReLU" and sim == "mean"
             if off is None:
-                off = backwork(model, label=label, reference=ref, seed=seed + label,
-                               progress=False,
-                               layer_coeffs=[0.0] * len(layers), max_iter=max_iter)
+                off = known.get(0.0) if known and 0.0 in known else backwork(
+                    model, label=label, reference=ref, seed=seed + label, progress=False,
+                    layer_coeffs=[0.0] * len(layers), max_iter=max_iter)
             for scale in scales:
-                on = backwork(model, label=label, reference=ref, seed=seed + label,
-                              progress=False,
-                              layer_coeffs=[c * scale for c in coeffs], max_iter=max_iter)
+                on = known[float(scale)] if source and known and float(scale) in known else \
+                    backwork(model, label=label, reference=ref, seed=seed + label,
+                             progress=False, layer_coeffs=[c * scale for c in coeffs],
+                             max_iter=max_iter)
                 out.append(ReadingRow(
                     act, sim, float(scale), score(digits), score(noise), score(off.x),
                     score(on.x), float((on.x - off.x).abs().max()), bool(on.success.all()),
                     measure(model, off.x, ruler).batch["fc1"],
                     measure(model, on.x, ruler).batch["fc1"]))
     return out
+
+
+# --- without gradients, and a detector -------------------------------------------------------
+
+def evolve_labels(model: nn.Module, *, labels, n_runs: int, seed: int, max_queries: int,
+                  batch_size: int = 8, image_shape=(1, 28, 28), threshold: float = 0.999
+                  ) -> dict[int, list[EvolveResult]]:
+    """:func:`~advtut.attacks.evolve.evolve` ``n_runs`` times per label, each run from one of
+    the noise images :func:`run_labels` starts that label's gradient search from (image ``i``
+    of the batch seeded ``seed + label``; ``n_runs`` at most ``batch_size``), the search seeded
+    ``seed + 100 * label + i``: ``{label: [result, ...]}``."""
+    if not 1 <= n_runs <= batch_size:
+        raise ValueError(f"n_runs must be in [1, {batch_size}] (one run per starting image of "
+                         f"the gradient search's batch), got {n_runs}")
+    out = {}
+    for k in labels:
+        start = torch.rand(batch_size, *image_shape,
+                           generator=torch.Generator().manual_seed(seed + int(k)))
+        out[int(k)] = [evolve(model, label=int(k), x0=start[i:i + 1], seed=seed + 100 * int(k) + i,
+                              max_queries=max_queries, threshold=threshold,
+                              image_shape=tuple(image_shape))
+                       for i in range(n_runs)]
+    return out
+
+
+@dataclass(frozen=True)
+class DetectorRow:
+    """The maximum softmax probability as a detector: held-out digits (scored high, the
+    positives) against the ``n`` images of ``name``; ``auroc`` with its interval (0.5: cannot
+    tell them apart; below 0.5: the images score higher than digits); ``median_p``: the
+    images' median top-class probability, in float64."""
+
+    name: str
+    n: int
+    auroc: Auroc
+    median_p: float
+
+
+def msp_detector(model: nn.Module, digits: torch.Tensor, groups: dict[str, torch.Tensor]
+                 ) -> list[DetectorRow]:
+    """:class:`DetectorRow` of each of ``groups`` (``{name: images (n, ...)}``) against the
+    held-out ``digits`` (:func:`~advtut.detection.max_softmax_score` of ``model``, AUROC by
+    :func:`~advtut.detection.auroc`). Give one group of other held-out digits as the negative
+    control (the answer must be 0.5) and one of uniform noise."""
+    s_in = max_softmax_score(model_logits(model, digits))
+    rows = []
+    for name, x in groups.items():
+        z = model_logits(model, x)
+        p = torch.softmax(z.double(), 1).max(1).values.cpu()
+        rows.append(DetectorRow(name, len(x), auroc(s_in, max_softmax_score(z)),
+                                float(p.median())))
+    return rows

@@ -17,7 +17,8 @@ from advtut.evaluation import logits as model_logits
 __all__ = ["settings_table", "labels_table", "labels_entries", "sweep_table", "sweep_entries",
            "transfer_table", "transfer_entries", "rejection_table", "rejection_entries",
            "readings_table", "readings_entries", "confusion_table", "distances_table",
-           "distances_entries", "strong_table"]
+           "distances_entries", "strong_table", "evolve_table", "evolve_entries",
+           "detector_table", "detector_entries"]
 
 
 def settings_table():
@@ -56,23 +57,31 @@ def labels_entries(runs: dict[int, BackworkResult], model, *, what: str,
 
 
 def sweep_table(rows: list[SweepRow], caption: str):
+    """One row per scale: means over the runs (labels), and the range of the batch cosine at
+    fc1 over them."""
+    n = len(rows[0].batch_fc1)
     out = []
     for r in rows:
         out.append([r.scale, r.converged, r.steps, r.reinits,
                     *[r.reference_cost[k] for k in ("conv2", "fc1")],
-                    *[r.batch_cost[k] for k in ("conv2", "fc1")]])
+                    r.batch_cost["conv2"], r.batch_cost["fc1"],
+                    *([f"{min(r.batch_fc1):.3f} to {max(r.batch_fc1):.3f}"] if n > 1 else [])])
     return table(out, ["scale", "reached 0.999", "steps", "re-drawn", "R conv2", "R fc1",
-                       "B conv2", "B fc1"], caption=caption + " (R, B: centred cosines)",
-                 digits=3)
+                       "B conv2", "B fc1", *(["B fc1 range"] if n > 1 else [])],
+                 caption=caption + f" (R, B: centred cosines; means over {n} label"
+                 + ("s" if n > 1 else "") + ", each a noise start)", digits=3)
 
 
-def sweep_entries(rows: list[SweepRow], diff: float | None, *, what: str) -> list[dict]:
+def sweep_entries(rows: list[SweepRow], diff: float | None, *, what: str,
+                  diff_mean: float | None = None) -> list[dict]:
     out = []
     for r in rows:
         out.append(entry(f"{what}, scale {r.scale:g}: fraction reaching 0.999", r.converged,
                          note="layer coefficients times the scale"))
         out.append(entry(f"{what}, scale {r.scale:g}: batch cosine at fc1", r.batch_cost["fc1"],
-                         note="centred, mean over pairs of images in a batch"))
+                         note="centred, mean over pairs of images in a batch, mean over "
+                              f"labels {', '.join(map(str, r.labels))}: from "
+                              f"{min(r.batch_fc1):.4f} to {max(r.batch_fc1):.4f}"))
         out.append(entry(f"{what}, scale {r.scale:g}: reference cosine at fc1",
                          r.reference_cost["fc1"], note="centred, mean over batch and reference"))
         out.append(entry(f"{what}, scale {r.scale:g}: mean steps", r.steps,
@@ -80,6 +89,9 @@ def sweep_entries(rows: list[SweepRow], diff: float | None, *, what: str) -> lis
     if diff is not None:
         out.append(entry(f"{what}: largest pixel difference, costs off vs the source's", diff,
                          note="0: the source's coefficients change nothing"))
+    if diff_mean is not None:
+        out.append(entry(f"{what}: mean pixel difference, costs off vs the source's",
+                         diff_mean, note="over every pixel of every image of the sweep"))
     return out
 
 
@@ -109,12 +121,17 @@ def transfer_entries(rates, noise) -> list[dict]:
     return out
 
 
-def rejection_table(rounds: list[RejectionRound]):
-    rows = [[r.round, r.test_accuracy, r.noise_rejected, r.success, r.steps, r.prob]
-            for r in rounds]
+def rejection_table(rounds: list[RejectionRound], caption: str = "A rejection class, "
+                    "round by round"):
+    def pct(v):
+        return "" if v is None else f"{v:.0%}"
+
+    rows = [[r.round, r.test_accuracy, r.noise_rejected, r.success, r.steps, r.capped, r.prob,
+             pct(r.trained_rejected), pct(r.held_rejected)] for r in rounds]
     return table(rows, ["round", "clean test accuracy", "noise rejected",
-                        "labels fooled within budget", "mean steps", "mean smallest p"],
-                 caption="A rejection class, round by round", digits=4)
+                        "labels fooled", "mean steps", "stopped by the budget",
+                        "mean smallest p", "last round's images rejected: trained on",
+                        "held out"], caption=caption, digits=4)
 
 
 def rejection_entries(rounds: list[RejectionRound], *, what: str = "rejection round"
@@ -125,9 +142,69 @@ def rejection_entries(rounds: list[RejectionRound], *, what: str = "rejection ro
                          r.success, note="fraction of labels whose batch reached 0.999"))
         out.append(entry(f"{what} {r.round}: mean steps", r.steps,
                          note="Adam steps per label, at most the budget"))
+        out.append(entry(f"{what} {r.round}: labels stopped by the budget", r.capped,
+                         note="fraction: a capped search measures the budget, not the steps"))
         out.append(entry(f"{what} {r.round}: clean test accuracy", r.test_accuracy,
                          note="a digit called 'fooling image' counts as an error"))
+        out.append(entry(f"{what} {r.round}: uniform noise rejected", r.noise_rejected,
+                         note="fraction put in class 10"))
+        if r.held_rejected is not None:
+            out.append(entry(f"{what} {r.round}: held-out fooling images rejected",
+                             r.held_rejected, note="the last round's images of labels this "
+                                                   "network never trained on"))
     return out
+
+
+def evolve_table(evolved, runs):
+    """Per label: the evolution strategy's success, median queries and largest query count,
+    beside the gradient search's steps on the same starting noise."""
+    rows = []
+    for k, rs in evolved.items():
+        q = torch.tensor([float(r.queries) for r in rs])
+        ok = sum(r.success for r in rs)
+        rows.append([k, f"{ok} of {len(rs)}", float(q.median()), float(q.max()),
+                     min(r.prob for r in rs), runs[k].n_iter if k in runs else None])
+    return table(rows, ["label", "reached 0.999", "median queries", "most queries",
+                        "smallest probability", "gradient: Adam steps (batch of 8)"],
+                 caption="Fooling images without gradients: separable CMA-ES from the "
+                         "gradient search's starting noise, one image per run", digits=5)
+
+
+def evolve_entries(evolved, model, *, cap: int, threshold: float = SOURCE["threshold"]
+                   ) -> list[dict]:
+    """Success and queries per label, and the invariant on the evolved images: each one's
+    recomputed probability is the one the search reported."""
+    out = []
+    for k, rs in evolved.items():
+        ok = sum(r.success for r in rs)
+        out.append(entry(f"evolution: label {k}, runs reaching {threshold:g}", ok / len(rs),
+                         note=f"{len(rs)} runs, at most {cap:,} queries each"))
+        q = torch.tensor([float(r.queries) for r in rs])
+        out.append(entry(f"evolution: label {k}, median queries", float(q.median()),
+                         note="forward passes, one per candidate image"))
+    worst = max(abs(float(torch.softmax(model_logits(model, r.x).double(), 1)[0, r.label])
+                    - r.prob) for rs in evolved.values() for r in rs)
+    out.append(invariant("evolution: reported probability against a recomputation", worst,
+                         op="<=", value=1e-6,
+                         note="each evolved image fed to the network again (float32 rounding)"))
+    return out
+
+
+def detector_table(rows):
+    """:class:`~advtut.chapters.fooling.experiments.DetectorRow` s: AUROC with its interval."""
+    out = [[r.name, r.n, r.auroc.value, f"{r.auroc.low:.3f} to {r.auroc.high:.3f}", r.median_p]
+           for r in rows]
+    return table(out, ["held-out digits against", "n", "AUROC", "95% interval",
+                       "median top probability"],
+                 caption="The maximum softmax probability as a detector (1: digits always "
+                         "score higher; 0.5: no better than chance; below 0.5: the images "
+                         "score higher than digits)", digits=5)
+
+
+def detector_entries(rows) -> list[dict]:
+    return [entry(f"max-softmax detector: AUROC, digits against {r.name}", r.auroc.value,
+                  note=f"DeLong 95% interval {r.auroc.low:.3f} to {r.auroc.high:.3f}; "
+                       f"{r.auroc.n_positive} digits, {r.n} others") for r in rows]
 
 
 def readings_table(rows):
