@@ -86,6 +86,7 @@ def test_sweep_reports_the_costs_off_difference_only_when_both_scales_run(net):
     rows, diff, runs = s.rows, s.diff, s.runs
     assert [r.scale for r in rows] == [0.0, 1.0] and set(runs) == {0.0, 1.0}
     assert diff == float((runs[0.0][1].x - runs[1.0][1].x).abs().max())
+    assert s.diff_mean == pytest.approx(float((runs[0.0][1].x - runs[1.0][1].x).abs().mean()))
     assert len(plots.plot_sweep({"toy": rows}, baseline=0.5).axes) == 2
     none = ch6.sweep(net, ref, scales=(1.0,), labels=(1,), max_iter=5, seed=0,
                      ruler=ruler, progress=False).diff
@@ -123,6 +124,10 @@ def test_rejection_rounds_add_a_class_and_the_control_adds_no_images(net, digits
     assert control[0] == rounds[0]                    # round 0 is the same network
     # the control never saw class 10: its new output keeps the bias 10 below the others
     assert control[1].trained_rejected == 0.0 and control[1].noise_rejected == 0.0
+    noisy, _ = ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=2, class10="noise", **kw)
+    assert noisy[0] == rounds[0] and noisy[1] != rounds[1]    # other class-10 images
+    with pytest.raises(ValueError, match="class10"):
+        ch6.rejection_rounds(net, ref_fn, x, y, x, y, repeat=2, class10="digits", **kw)
     mlp = ch6.train_mlp(x, y, epochs=1, seed=0, device="cpu")
     assert mlp(x).shape == (30, 10) and not mlp.training
 
@@ -197,7 +202,10 @@ def test_evolution_starts_from_the_gradient_searchs_noise_and_the_detector_contr
                                            "fooling": ev[2][0].x.repeat(3, 1, 1, 1)})
     assert rows[0].auroc.low < 0.5 < rows[0].auroc.high      # the negative control
     assert rows[1].n == 3 and 0 <= rows[1].auroc.value <= 1
-    assert len(report.detector_entries(rows)) == 2 and report.detector_table(rows) is not None
+    assert len(report.detector_entries(rows)) == 4 and report.detector_table(rows) is not None
+    assert rows[0].fpr95 >= 0.8 and 0 <= rows[1].fpr95 <= 1       # the same images: ~95% through
+    assert ch6.share_confident(net, x[:100], threshold=0.5) == pytest.approx(
+        float((torch.softmax(net(x[:100]).double(), 1).max(1).values >= 0.5).double().mean()))
     with pytest.raises(ValueError, match="n_runs"):
         ch6.evolve_labels(net, labels=(2,), n_runs=9, seed=0, max_queries=10)
 
@@ -240,3 +248,10 @@ def test_readings_share_the_costs_off_run_and_score_with_their_own_cost(net):
     nearest = [r for r in rows if r.similarity == "nearest"]
     mean = [r for r in rows if r.similarity == "mean" and r.activations == nearest[0].activations]
     assert nearest[0].digits >= mean[0].digits - 1e-6        # the largest cosine >= the mean one
+
+
+def test_first_crossing_reads_each_image_from_the_trace():
+    trace = torch.tensor([[0.1, 0.2, 0.3], [0.9995, 0.5, 0.3], [0.998, 0.9991, 0.3]])
+    r = ch6.BackworkResult(torch.zeros(3, 1, 2, 2), trace[-1], 1, trace[-1] >= 0.999, 2, 0,
+                           {}, {}, torch.zeros(3, dtype=torch.long), trace)
+    assert ch6.first_crossing(r).tolist() == [1, 2, -1]

@@ -70,6 +70,9 @@ def evolve(model: nn.Module, *, label: int, image_shape: tuple[int, ...] = (1, 2
             raise ValueError(f"{name} must be an integer of at least 2, got {v!r}")
     if not sigma0 > 0:
         raise ValueError(f"sigma0 must be a positive step size, got {sigma0!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (cma reads seed 0 as 'from the "
+                         f"clock'; the search uses seed + 1), got {seed!r}")
     if x0 is None:
         x0 = torch.rand(1, *image_shape, generator=torch.Generator().manual_seed(seed))
     elif tuple(x0.shape) != (1, *image_shape) or not 0 <= float(x0.min()) <= float(x0.max()) <= 1:
@@ -80,7 +83,8 @@ def evolve(model: nn.Module, *, label: int, image_shape: tuple[int, ...] = (1, 2
                         targeted=True, allow_current=True)
 
     def score(xs: list) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.as_tensor(np.asarray(xs), dtype=torch.float32).reshape(-1, *image_shape)
+        xs = np.asarray(xs)                     # numpy input: cma's candidates
+        x = torch.as_tensor(xs, dtype=torch.float32).reshape(-1, *image_shape)
         x = x.clamp(0, 1).to(device)                    # the bounds hold; clamp rounding
         logp = torch.log_softmax(model(x).double(), 1)[:, label].cpu()
         return x, logp
@@ -89,8 +93,19 @@ def evolve(model: nn.Module, *, label: int, image_shape: tuple[int, ...] = (1, 2
                "tolfun": 0, "tolflatfitness": 10**9}
     if popsize is not None:
         options["popsize"] = popsize
-    es = cma.CMAEvolutionStrategy(x0.flatten().double().numpy(), sigma0, options)
-    best_x, best_logp, queries, generations = x0.to(device), -float("inf"), 0, 0
+    saved = np.random.get_state()       # cma seeds NumPy's global generator: put it back
+    try:
+        return _search(cma.CMAEvolutionStrategy(x0.flatten().double().cpu().numpy(), sigma0,
+                                                options), score, x0.to(device), label,
+                       threshold, max_queries)
+    finally:
+        np.random.set_state(saved)
+
+
+def _search(es, score, x0: torch.Tensor, label: int, threshold: float, max_queries: int
+            ) -> EvolveResult:
+    """The ask-score-tell loop of :func:`evolve`."""
+    best_x, best_logp, queries, generations = x0, -float("inf"), 0, 0
     while not es.stop():
         xs = es.ask()
         x, logp = score(xs)

@@ -53,3 +53,15 @@ def test_bad_arguments_are_named(net):
         evolve(net, label=3, sigma0=0)
     with pytest.raises(ValueError, match="target"):
         evolve(net, label=12)
+    with pytest.raises(ValueError, match="seed"):
+        evolve(net, label=3, seed=-1)
+
+
+def test_numpys_global_generator_is_left_alone(net):
+    import numpy as np
+
+    np.random.seed(7)
+    expected = np.random.rand()
+    np.random.seed(7)
+    evolve(net, label=2, seed=0, max_queries=100)
+    assert np.random.rand() == expected

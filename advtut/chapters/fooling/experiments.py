@@ -12,6 +12,7 @@ tables and results entries in :mod:`advtut.chapters.fooling.report`, the figures
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -298,8 +299,8 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
                      x_test: torch.Tensor, y_test: torch.Tensor, *, rounds: int, labels,
                      train_labels, budget: int, repeat: int, seed: int, settings: dict,
                      n_noise: int, first: dict[int, BackworkResult] | None = None,
-                     epochs: int = 1, lr: float = 0.05, progress: bool = True
-                     ) -> tuple[list[RejectionRound], MnistCNN]:
+                     epochs: int = 1, lr: float = 0.05, class10: str = "fooling",
+                     progress: bool = True) -> tuple[list[RejectionRound], MnistCNN]:
     """Generate, add, retrain. Round 0 is ``model`` itself (its 11-class copy, whose 11th
     output is never chosen, predicts as it does); each later round adds the fooling images of
     ``train_labels`` found on the current network (label 10, each repeated ``repeat`` times)
@@ -311,8 +312,13 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
     to :func:`run_labels`; ``first``: round 0's runs already made on ``model`` with these
     settings and any larger cap (:func:`within_budget` reads them at the budget), which may
     cover more labels than ``labels`` (the extra ones are held out at round 1).
-    ``repeat=0`` is the control: the same rounds of training on the digits alone.
-    Returns one :class:`RejectionRound` per round (``rounds + 1``) and the last network."""
+    ``class10="noise"`` is the control: the same rounds, each adding as many uniform-noise
+    images (seeded) as class 10 instead of the fooling images, so that what training an
+    eleventh class on noise does by itself is not credited to the fooling images; ``repeat=0``
+    trains on the digits alone. Returns one :class:`RejectionRound` per round
+    (``rounds + 1``) and the last network."""
+    if class10 not in ("fooling", "noise"):
+        raise ValueError(f"class10 must be 'fooling' or 'noise', got {class10!r}")
     train_labels = {int(k) for k in train_labels}
     for k, v in (first or {}).items():
         if k in train_labels and v.n_iter > budget:
@@ -351,8 +357,13 @@ def rejection_rounds(model: MnistCNN, reference_fn, x: torch.Tensor, y: torch.Te
         if r == rounds:
             break
         prev = runs
-        pool_x += [v.x.cpu() for k, v in runs.items() if k in train_labels]
-        fx = torch.cat(pool_x).repeat(repeat, 1, 1, 1)      # empty for the control
+        found = [v.x.cpu() for k, v in runs.items() if k in train_labels]
+        if class10 == "noise":           # as many noise images, seeded by the round
+            n = sum(len(f) for f in found)
+            found = [torch.rand(n, *x.shape[1:],
+                                generator=torch.Generator().manual_seed(seed + 1_000 + r))]
+        pool_x += found
+        fx = torch.cat(pool_x).repeat(repeat, 1, 1, 1)      # empty with repeat=0
         fy = torch.full((len(fx),), 10, dtype=torch.long)
         train_minibatch(net, torch.cat([x.float(), fx]), torch.cat([y, fy]), epochs=epochs,
                         batch_size=128, lr=lr, momentum=0.9, schedule="cosine",
@@ -540,16 +551,29 @@ def evolve_labels(model: nn.Module, *, labels, n_runs: int, seed: int, max_queri
     return out
 
 
+def first_crossing(r: BackworkResult, *, threshold: float = SOURCE_SETTINGS["threshold"]
+                   ) -> torch.Tensor:
+    """Per image of a run, the first step at which its target probability reached
+    ``threshold`` (from :attr:`~advtut.attacks.backwork.BackworkResult.trace`; an image can
+    cross earlier than the batch stops): long ``(B,)``, -1 where it never did."""
+    hit = r.trace.double() >= threshold                       # (T, B)
+    first = hit.double().argmax(0)                            # the first True, or 0
+    return torch.where(hit.any(0), first, torch.full_like(first, -1))
+
+
 @dataclass(frozen=True)
 class DetectorRow:
     """The maximum softmax probability as a detector: held-out digits (scored high, the
     positives) against the ``n`` images of ``name``; ``auroc`` with its interval (0.5: cannot
-    tell them apart; below 0.5: the images score higher than digits); ``median_p``: the
-    images' median top-class probability, in float64."""
+    tell them apart; below 0.5: the images score higher than digits); ``fpr95``: the share of
+    the images the detector lets through at the threshold that keeps 95% of the digits (the
+    false-positive rate at 95% true-positive rate); ``median_p``: the images' median
+    top-class probability, in float64."""
 
     name: str
     n: int
     auroc: Auroc
+    fpr95: float
     median_p: float
 
 
@@ -560,10 +584,20 @@ def msp_detector(model: nn.Module, digits: torch.Tensor, groups: dict[str, torch
     :func:`~advtut.detection.auroc`). Give one group of other held-out digits as the negative
     control (the answer must be 0.5) and one of uniform noise."""
     s_in = max_softmax_score(model_logits(model, digits))
+    keep = torch.quantile(s_in, 0.05, interpolation="lower")    # 95% of digits score >= it
     rows = []
     for name, x in groups.items():
         z = model_logits(model, x)
+        s_out = max_softmax_score(z)
         p = torch.softmax(z.double(), 1).max(1).values.cpu()
-        rows.append(DetectorRow(name, len(x), auroc(s_in, max_softmax_score(z)),
-                                float(p.median())))
+        rows.append(DetectorRow(name, len(x), auroc(s_in, s_out),
+                                float((s_out >= keep).double().mean()), float(p.median())))
     return rows
+
+
+def share_confident(model: nn.Module, x: torch.Tensor, *, threshold: float) -> float:
+    """The fraction of ``x`` whose top softmax probability is at least ``threshold``
+    (compared as log-odds, :func:`~advtut.detection.max_softmax_score`, so that no rounding
+    to 1.0 decides it)."""
+    s = max_softmax_score(model_logits(model, x))
+    return float((s >= math.log(threshold / (1 - threshold))).double().mean())

@@ -10,7 +10,7 @@ import torch
 from advtut.attacks.backwork import BackworkResult
 from advtut.book.results import entry, invariant
 from advtut.book.tables import table
-from advtut.chapters.fooling.experiments import RejectionRound, SweepRow
+from advtut.chapters.fooling.experiments import RejectionRound, SweepRow, first_crossing
 from advtut.chapters.fooling.source import SETTINGS, SOURCE
 from advtut.evaluation import logits as model_logits
 
@@ -157,15 +157,18 @@ def rejection_entries(rounds: list[RejectionRound], *, what: str = "rejection ro
 
 def evolve_table(evolved, runs):
     """Per label: the evolution strategy's success, median queries and largest query count,
-    beside the gradient search's steps on the same starting noise."""
+    beside the gradient search's steps to 0.999 for the same starting images (each image's
+    first crossing, median) and for its whole batch."""
     rows = []
     for k, rs in evolved.items():
         q = torch.tensor([float(r.queries) for r in rs])
         ok = sum(r.success for r in rs)
+        steps = first_crossing(runs[k])[:len(rs)].double()
         rows.append([k, f"{ok} of {len(rs)}", float(q.median()), float(q.max()),
-                     min(r.prob for r in rs), runs[k].n_iter if k in runs else None])
+                     min(r.prob for r in rs), float(steps.median()), runs[k].n_iter])
     return table(rows, ["label", "reached 0.999", "median queries", "most queries",
-                        "smallest probability", "gradient: Adam steps (batch of 8)"],
+                        "smallest probability", "gradient: steps, same images (median)",
+                        "gradient: steps, whole batch"],
                  caption="Fooling images without gradients: separable CMA-ES from the "
                          "gradient search's starting noise, one image per run", digits=5)
 
@@ -190,21 +193,35 @@ def evolve_entries(evolved, model, *, cap: int, threshold: float = SOURCE["thres
     return out
 
 
+#: The fewest images a detector row's DeLong interval is shown for (its normal approximation
+#: needs more, and the images of one batch are not independent).
+MIN_INTERVAL = 30
+
+
 def detector_table(rows):
     """:class:`~advtut.chapters.fooling.experiments.DetectorRow` s: AUROC with its interval."""
-    out = [[r.name, r.n, r.auroc.value, f"{r.auroc.low:.3f} to {r.auroc.high:.3f}", r.median_p]
-           for r in rows]
+    out = [[r.name, r.n, r.auroc.value,
+            f"{r.auroc.low:.3f} to {r.auroc.high:.3f}" if r.n >= MIN_INTERVAL else "(n too small)",
+            r.fpr95, r.median_p] for r in rows]
     return table(out, ["held-out digits against", "n", "AUROC", "95% interval",
-                       "median top probability"],
-                 caption="The maximum softmax probability as a detector (1: digits always "
+                       "let through at 95% of digits", "median top probability"],
+                 caption="The maximum softmax probability as a detector (AUROC 1: digits always "
                          "score higher; 0.5: no better than chance; below 0.5: the images "
-                         "score higher than digits)", digits=5)
+                         "score higher than digits; intervals by DeLong, for independent "
+                         f"images, shown from {MIN_INTERVAL} images up)", digits=4)
 
 
 def detector_entries(rows) -> list[dict]:
-    return [entry(f"max-softmax detector: AUROC, digits against {r.name}", r.auroc.value,
-                  note=f"DeLong 95% interval {r.auroc.low:.3f} to {r.auroc.high:.3f}; "
-                       f"{r.auroc.n_positive} digits, {r.n} others") for r in rows]
+    out = []
+    for r in rows:
+        spread = (f"DeLong 95% interval {r.auroc.low:.3f} to {r.auroc.high:.3f}; "
+                  if r.n >= MIN_INTERVAL else "too few images for an interval; ")
+        out.append(entry(f"max-softmax detector: AUROC, digits against {r.name}", r.auroc.value,
+                         note=spread + f"{r.auroc.n_positive} digits, {r.n} others"))
+        out.append(entry(f"max-softmax detector: {r.name} let through at 95% of digits",
+                         r.fpr95, unit="fraction", note="false-positive rate at 95% true-positive "
+                                                         "rate"))
+    return out
 
 
 def readings_table(rows):
